@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hutong-pay/hutong/internal/payment"
+)
+
+// CreateRefundParams is a merchant's request to return money.
+type CreateRefundParams struct {
+	PaymentID string
+	Amount    int64 // 0 refunds everything still refundable
+	Reason    string
+	Metadata  map[string]string
+}
+
+const maxRefundReason = 80 // WeChat Pay's reason limit
+
+// CreateRefund reserves the amount on the payment (so concurrent refunds cannot over-refund),
+// then asks the wallet, then records its answer.
+func (s *Service) CreateRefund(ctx context.Context, merchantID string, in CreateRefundParams) (*payment.Refund, error) {
+	if in.PaymentID == "" {
+		return nil, payment.InvalidParam("payment_id", "payment_id is required")
+	}
+	if in.Amount < 0 {
+		return nil, payment.InvalidParam("amount", "amount must be a positive integer number of minor units")
+	}
+	if err := checkText("reason", in.Reason, maxRefundReason); err != nil {
+		return nil, err
+	}
+	p, err := s.store.Payment(ctx, merchantID, in.PaymentID)
+	if err != nil {
+		return nil, err
+	}
+	if in.Metadata == nil {
+		in.Metadata = map[string]string{}
+	}
+	now := s.clock()
+	r := &payment.Refund{
+		ID: payment.NewID("re"), Object: "refund", MerchantID: merchantID, PaymentID: p.ID, Status: payment.RefundPending,
+		Amount: in.Amount, Currency: p.Currency, Reason: in.Reason, Provider: p.Provider,
+		ProviderRef: payment.RefundRef{OutRefundNo: payment.NewOutTradeNo()}, Metadata: in.Metadata,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	var total int64
+	err = s.store.CreateRefund(ctx, r, func(p *payment.Payment) error {
+		if r.Amount == 0 {
+			r.Amount = p.Refundable()
+		}
+		if err := p.CheckRefund(r.Amount); err != nil {
+			return err
+		}
+		p.AmountRefunded += r.Amount
+		p.UpdatedAt = now
+		total = p.Amount
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	prov := s.providers[p.Provider]
+	if prov == nil {
+		return nil, payment.Errorf(payment.Internal, "provider_missing", "provider %s is not configured", p.Provider)
+	}
+	wr, callErr := prov.Refund(ctx, RefundRequest{
+		OutTradeNo: p.ProviderRef.OutTradeNo, OutRefundNo: r.ProviderRef.OutRefundNo, Amount: r.Amount, Total: total,
+		Currency: r.Currency, Reason: r.Reason, NotifyURL: s.NotifyURL(p.Provider, "refunds"),
+	})
+	if callErr != nil {
+		var pe *payment.Error
+		if errors.As(callErr, &pe) && pe.Kind == payment.ProviderError && pe.ProviderCode != "" {
+			// The wallet answered and refused: no money moved, so the amount is released.
+			return s.failRefund(ctx, r.ID, pe.ProviderCode, pe.Message)
+		}
+		// No clear answer (timeout, system error): the refund stays pending and is followed up by
+		// querying the wallet.
+		s.log.Warn("refund outcome unknown", "refund_id", r.ID, "payment_id", p.ID, "provider", p.Provider, "err", callErr)
+		return r, nil
+	}
+	return s.ApplyWalletRefund(ctx, p.Provider, wr)
+}
+
+func (s *Service) failRefund(ctx context.Context, id, code, message string) (*payment.Refund, error) {
+	now := s.clock()
+	return s.store.UpdateRefund(ctx, id, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+		changed, err := r.Fail(code, message, now)
+		if err != nil || !changed {
+			return nil, err
+		}
+		p.AmountRefunded -= r.Amount
+		p.UpdatedAt = now
+		return s.refundEvent(r, now)
+	})
+}
+
+// Refund returns a merchant's refund.
+func (s *Service) Refund(ctx context.Context, merchantID, id string) (*payment.Refund, error) {
+	return s.store.Refund(ctx, merchantID, id)
+}
+
+// SyncRefund asks the wallet for refund id's truth and applies it.
+func (s *Service) SyncRefund(ctx context.Context, id string) (*payment.Refund, error) {
+	r, err := s.store.Refund(ctx, "", id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != payment.RefundPending {
+		return r, nil
+	}
+	p, err := s.store.Payment(ctx, "", r.PaymentID)
+	if err != nil {
+		return nil, err
+	}
+	prov := s.providers[r.Provider]
+	if prov == nil {
+		return nil, payment.Errorf(payment.Internal, "provider_missing", "provider %s is not configured", r.Provider)
+	}
+	wr, err := prov.QueryRefund(ctx, p.ProviderRef.OutTradeNo, r.ProviderRef.OutRefundNo)
+	if err != nil {
+		return nil, providerError(err, "the wallet could not be asked about refund %s", r.ID)
+	}
+	return s.ApplyWalletRefund(ctx, r.Provider, wr)
+}
+
+// ApplyWalletRefund applies what wallet provider says of a refund, exactly once.
+func (s *Service) ApplyWalletRefund(ctx context.Context, provider payment.Provider, wr WalletRefund) (*payment.Refund, error) {
+	r, err := s.store.RefundByOutRefundNo(ctx, provider, wr.OutRefundNo)
+	if err != nil {
+		return nil, err
+	}
+	switch wr.State {
+	case RefundSuccess:
+		if wr.Amount != 0 && wr.Amount != r.Amount {
+			return r, fmt.Errorf("%w: refund %s is %d but %s says %d", ErrMismatch, r.ID, r.Amount, provider, wr.Amount)
+		}
+		now := s.clock()
+		return s.store.UpdateRefund(ctx, r.ID, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+			at := wr.SucceededAt
+			if at.IsZero() {
+				at = now
+			}
+			if wr.RefundID != "" {
+				r.ProviderRef.RefundID = wr.RefundID
+			}
+			changed, err := r.Succeed(at.Truncate(time.Microsecond), now)
+			if err != nil || !changed {
+				return nil, err
+			}
+			return s.refundEvent(r, now)
+		})
+	case RefundClosed:
+		return s.failRefund(ctx, r.ID, "refund_closed", "the wallet closed the refund without returning the money")
+	}
+	return r, nil
+}
