@@ -27,7 +27,9 @@ func (w testWallet) Render(p []byte, forged bool) (http.Header, []byte, error) {
 	}
 	return h, p, nil
 }
-func (w testWallet) Acknowledged(status int, body []byte) bool { return status == 200 && string(body) == "success" }
+func (w testWallet) Acknowledged(status int, body []byte) bool {
+	return status == 200 && string(body) == "success"
+}
 
 type merchant struct {
 	mu       sync.Mutex
