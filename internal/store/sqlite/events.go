@@ -1,0 +1,84 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/hutong-pay/hutong/internal/gateway"
+	"github.com/hutong-pay/hutong/internal/payment"
+)
+
+// insertEvents writes the events of a change to merchantID's objects in the change's
+// transaction (the outbox). An event for another merchant is refused: it would leak.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, merchantID string, events []payment.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	st, err := s.stmt(ctx, tx, `INSERT INTO events (id, merchant_id, type, data, created_at) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		if e.ID == "" || e.Type == "" || e.MerchantID != merchantID {
+			return payment.Errorf(payment.Internal, "event_invalid", "event %q of type %q for merchant %q cannot be written with a change to merchant %q's objects",
+				e.ID, e.Type, e.MerchantID, merchantID)
+		}
+		if _, err := st.ExecContext(ctx, e.ID, e.MerchantID, string(e.Type), string(e.Data), micros(norm(e.CreatedAt))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const eventColumns = `id, merchant_id, type, data, created_at`
+
+// ListEvents returns the merchant's events newest first (by created_at, then id), after the
+// event f.StartingAfter, which must be the merchant's.
+func (s *Store) ListEvents(ctx context.Context, merchantID string, f gateway.EventFilter) ([]*payment.Event, error) {
+	q := `SELECT ` + eventColumns + ` FROM events WHERE merchant_id = ?`
+	args := []any{merchantID}
+	if f.Type != "" {
+		q += ` AND type = ?`
+		args = append(args, string(f.Type))
+	}
+	if f.StartingAfter != "" {
+		st, err := s.read(ctx, `SELECT created_at FROM events WHERE id = ? AND merchant_id = ?`)
+		if err != nil {
+			return nil, wrap("list events", err)
+		}
+		var created int64
+		err = st.QueryRowContext(ctx, f.StartingAfter, merchantID).Scan(&created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, wrap("list events", payment.ErrNotFound("event", f.StartingAfter))
+		}
+		if err != nil {
+			return nil, wrap("list events", err)
+		}
+		q += ` AND (created_at, id) < (?, ?)`
+		args = append(args, created, f.StartingAfter)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, pageLimit(f.Limit))
+	st, err := s.read(ctx, q)
+	if err != nil {
+		return nil, wrap("list events", err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, wrap("list events", err)
+	}
+	defer rows.Close()
+	list := []*payment.Event{}
+	for rows.Next() {
+		e := payment.Event{Object: "event"}
+		var data []byte
+		var created int64
+		if err := rows.Scan(&e.ID, &e.MerchantID, &e.Type, &data, &created); err != nil {
+			return nil, wrap("list events", err)
+		}
+		e.Data, e.CreatedAt = data, fromMicros(created)
+		list = append(list, &e)
+	}
+	return list, wrap("list events", rows.Err())
+}
