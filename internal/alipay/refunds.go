@@ -78,9 +78,11 @@ func (c *Connector) Refund(ctx context.Context, req gateway.RefundRequest) (gate
 }
 
 // QueryRefund asks alipay.trade.fastpay.refund.query about refund outRefundNo of outTradeNo.
-// REFUND_SUCCESS is success. Without refund_status Alipay means "not received or failed": a
-// refund Alipay echoes back (its out_request_no or amount) is reported processing, one it does
-// not know at all not_found, so the caller may safely repeat the same request.
+// REFUND_SUCCESS is success. Without refund_status Alipay means "not received or failed". Alipay
+// echoes out_request_no even for a request it never received, so that alone means not_found (the
+// caller may safely repeat the same request); an answer that carries the refund's amount is
+// reported processing, because Alipay's older contract read any refund data as success and the
+// money must not be released while that is possible.
 func (c *Connector) QueryRefund(ctx context.Context, outTradeNo, outRefundNo string) (gateway.WalletRefund, error) {
 	const op = "refund query"
 	wr := gateway.WalletRefund{OutTradeNo: outTradeNo, OutRefundNo: outRefundNo}
@@ -124,7 +126,7 @@ func (c *Connector) QueryRefund(ctx context.Context, outTradeNo, outRefundNo str
 		wr.State = gateway.RefundClosed
 	case "":
 		wr.State = gateway.RefundNotFound
-		if rsp.OutRequestNo != "" || rsp.RefundAmount != "" {
+		if rsp.RefundAmount != "" {
 			wr.State = gateway.RefundProcessing
 		}
 	default:
