@@ -65,7 +65,9 @@ func TestRequestSignatureErrors(t *testing.T) {
 		{"other scheme", func(p *authParts) { p.raw = "Bearer abc" }, "", "", "格式错误"},
 		{"unquoted", func(p *authParts) { p.raw = authScheme + ` mchid=1` }, "", "", "格式错误"},
 		{"missing signature", func(p *authParts) { p.order = []string{"mchid", "serial_no", "timestamp", "nonce_str"} }, "", "", "格式错误"},
-		{"duplicate pair", func(p *authParts) { p.order = []string{"mchid", "mchid", "serial_no", "timestamp", "nonce_str", "signature"} }, "", "", "格式错误"},
+		{"duplicate pair", func(p *authParts) {
+			p.order = []string{"mchid", "mchid", "serial_no", "timestamp", "nonce_str", "signature"}
+		}, "", "", "格式错误"},
 		{"unknown mchid", func(p *authParts) { p.mchid = "1900000001" }, "", "", "mchid"},
 		{"unknown serial", func(p *authParts) { p.serial = strings.Repeat("A", 40) }, "", "", "序列号"},
 		{"stale past", func(p *authParts) { p.timestamp = ts(-300 * time.Second) }, "", "", "时间戳"},

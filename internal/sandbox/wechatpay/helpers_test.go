@@ -1,7 +1,6 @@
 package wechatpay
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
@@ -38,16 +37,16 @@ import (
 
 // testEnv is a sandbox served over loopback HTTP with its own database, sender and fault injector.
 type testEnv struct {
-	t      *testing.T
-	dbPath string
-	db     *sql.DB
-	faults *faults.Injector
-	sender *notify.Sender
-	sb     *Sandbox
-	srv    *httptest.Server
-	mux    atomic.Pointer[http.ServeMux] // swapped on restart
-	creds  Credentials
-	offset atomic.Int64 // added to the sandbox clock, to move time forward without sleeping
+	t           testing.TB
+	dbPath      string
+	db          *sql.DB
+	faults      *faults.Injector
+	sender      *notify.Sender
+	sb          *Sandbox
+	srv         *httptest.Server
+	mux         atomic.Pointer[http.ServeMux] // swapped on restart
+	creds       Credentials
+	offset      atomic.Int64 // added to the sandbox clock, to move time forward without sleeping
 	merchantKey *rsa.PrivateKey
 	wxPub       *rsa.PublicKey
 	stopped     bool
@@ -56,7 +55,7 @@ type testEnv struct {
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newEnv starts a sandbox on a fresh database (or on dbPath's, to emulate a restart).
-func newEnv(t *testing.T, dbPath string) *testEnv {
+func newEnv(t testing.TB, dbPath string) *testEnv {
 	t.Helper()
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "sandbox.db")
@@ -89,7 +88,7 @@ func (e *testEnv) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.sb.refundDelay = 30 * time.Millisecond
+	e.sb.refundDelay.Store(int64(30 * time.Millisecond))
 	mux := http.NewServeMux()
 	e.sb.Register(mux)
 	e.mux.Store(mux)
@@ -330,7 +329,7 @@ func (e *testEnv) pay(outTradeNo, body string) rawAnswer {
 
 // sink is a merchant notify_url that checks notifications with the official SDK's handler.
 type sink struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *httptest.Server
 	handler  *sdknotify.Handler
 	failing  atomic.Int32 // answer 500 to this many valid notifications first
@@ -401,7 +400,7 @@ func (s *sink) received() []received {
 }
 
 // waitFor polls cond for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -426,13 +425,4 @@ func (s *sink) wait(eventType string, match func(received) bool) received {
 		return false
 	})
 	return found
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(bytes.TrimSpace(b))
 }

@@ -119,7 +119,7 @@ func TestRestartMidRetry(t *testing.T) {
 		n, _, err := e.sender.Attempts(context.Background(), event)
 		return err == nil && n >= 2
 	})
-	e.sb.refundDelay = 400 * time.Millisecond // the refund below is still processing at shutdown
+	e.sb.refundDelay.Store(int64(400 * time.Millisecond)) // the refund below is still processing at shutdown
 	rs := refunddomestic.RefundsApiService{Client: c}
 	if _, _, err := rs.Create(context.Background(), refunddomestic.CreateRequest{
 		OutTradeNo: core.String("restart_01"), OutRefundNo: core.String("RR1"), NotifyUrl: core.String(s.srv.URL + "/r"),

@@ -236,7 +236,7 @@ func (s *Sandbox) createRefund(ctx context.Context, c *apiCall) (reply, error) {
 			MchID: c.mchid, OutRefundNo: *req.OutRefundNo, RefundID: newRefundID(), OutTradeNo: o.OutTradeNo,
 			TransactionID: o.TransactionID, Amount: *req.Amount.Refund, Total: o.Total, Currency: o.Currency,
 			NotifyURL: o.NotifyURL, FundsAccount: "AVAILABLE", RequestHash: hash, Status: refundProcessing,
-			CreatedAt: now, DueAt: now.Add(s.refundDelay),
+			CreatedAt: now, DueAt: now.Add(time.Duration(s.refundDelay.Load())),
 		}
 		if req.Reason != nil {
 			rf.Reason = *req.Reason

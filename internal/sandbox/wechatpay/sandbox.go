@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hutong-pay/hutong/internal/sandbox/faults"
@@ -62,8 +63,8 @@ type Sandbox struct {
 	signingMu           sync.RWMutex
 	notificationSigning string // "public_key" or "certificate"
 
-	// refundDelay is how long a refund stays PROCESSING before it succeeds.
-	refundDelay time.Duration
+	// refundDelay is how long (in nanoseconds) a refund stays PROCESSING before it succeeds; tests shorten it.
+	refundDelay atomic.Int64
 }
 
 const (
@@ -73,8 +74,9 @@ const (
 	signingCert = "certificate"
 )
 
-// New loads the sandbox merchant and its keys from cfg.DB, generating them on first start, and
-// resumes work left over from a previous run (refunds due, notifications not yet handed to Sender).
+// New loads the sandbox merchant and its keys from cfg.DB, generating them on first start, registers
+// the "wechatpay" wallet with cfg.Sender (so call it before Sender.Start), and resumes work left over
+// from a previous run (refunds due, notifications not yet handed to the sender).
 func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	if cfg.DB == nil {
 		return nil, errors.New("wechatpay sandbox: no database")
@@ -84,8 +86,9 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	}
 	s := &Sandbox{
 		db: cfg.DB, sender: cfg.Sender, faults: cfg.Faults, baseURL: strings.TrimRight(cfg.BaseURL, "/"),
-		now: cfg.Now, log: cfg.Logger, refundDelay: time.Second,
+		now: cfg.Now, log: cfg.Logger,
 	}
+	s.refundDelay.Store(int64(time.Second))
 	if s.faults == nil {
 		s.faults = faults.New()
 	}
