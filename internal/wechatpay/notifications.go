@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wechatpay-apiv3/wechatpay-go/core/notify"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
+	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
@@ -99,17 +101,6 @@ type outcome struct {
 	err    error  // for logs and the recorder
 }
 
-// envelope is the outer notification, parsed before the SDK sees it: the SDK dereferences
-// resource without a nil check and GCM panics on a nonce that is not 12 bytes.
-type envelope struct {
-	ID        string `json:"id"`
-	EventType string `json:"event_type"`
-	Resource  *struct {
-		Algorithm string `json:"algorithm"`
-		Nonce     string `json:"nonce"`
-	} `json:"resource"`
-}
-
 func (h *notificationHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -174,7 +165,8 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 	serial, sig, nonce, tsText := r.Header.Get("Wechatpay-Serial"), r.Header.Get("Wechatpay-Signature"),
 		r.Header.Get("Wechatpay-Nonce"), r.Header.Get("Wechatpay-Timestamp")
 	ts, err := strconv.ParseInt(tsText, 10, 64)
-	if serial == "" || sig == "" || nonce == "" || err != nil || strconv.FormatInt(ts, 10) != tsText {
+	// Exactly the values the SDK will use after trimming and re-formatting: no disagreement later.
+	if !headerValue(serial) || !headerValue(sig) || !headerValue(nonce) || err != nil || strconv.FormatInt(ts, 10) != tsText {
 		return reject(http.StatusUnauthorized, "notification", ReasonBadHeaders, "missing or malformed Wechatpay headers", nil)
 	}
 	message := tsText + "\n" + nonce + "\n" + string(body) + "\n"
@@ -187,7 +179,10 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 		return reject(http.StatusUnauthorized, "notification", ReasonStale, "timestamp expired", fmt.Errorf("timestamp %d is %s from our clock", ts, age.Round(time.Second)))
 	}
 
-	var env envelope
+	// The envelope is parsed into the SDK's own type before the SDK sees it, so that the SDK's parse
+	// cannot fail afterwards; and checked, because the SDK dereferences resource without a nil check
+	// and GCM panics on a nonce that is not 12 bytes.
+	var env notify.Request
 	if err := json.Unmarshal(body, &env); err != nil {
 		return reject(http.StatusBadRequest, "notification", ReasonMalformed, "malformed notification", fmt.Errorf("envelope: %w", err))
 	}
@@ -199,7 +194,7 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 	switch env.EventType {
 	case eventTransactionSuccess:
 		var tx payments.Transaction
-		if o, ok := h.decrypt(ctx, r, body, "payment", &tx); !ok {
+		if o, ok := h.decrypt(ctx, r, body, env.Resource, "payment", &tx); !ok {
 			return o
 		}
 		wp, err := h.c.walletPayment(&tx)
@@ -221,7 +216,7 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 
 	case eventRefundSuccess, eventRefundClosed, eventRefundAbnormal:
 		var n refundNotice
-		if o, ok := h.decrypt(ctx, r, body, "refund", &n); !ok {
+		if o, ok := h.decrypt(ctx, r, body, env.Resource, "refund", &n); !ok {
 			return o
 		}
 		wr, err := h.c.noticeRefund(env.EventType, &n)
@@ -244,7 +239,7 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 
 // decrypt runs the SDK's notify handler (signature, timestamp, AES-256-GCM) over the already
 // verified request and decodes the plaintext into content.
-func (h *notificationHandler) decrypt(ctx context.Context, r *http.Request, body []byte, kind string, content any) (o outcome, ok bool) {
+func (h *notificationHandler) decrypt(ctx context.Context, r *http.Request, body []byte, res *notify.EncryptedResource, kind string, content any) (o outcome, ok bool) {
 	req := r.Clone(ctx)
 	req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	defer func() {
@@ -262,17 +257,21 @@ func (h *notificationHandler) decrypt(ctx context.Context, r *http.Request, body
 	case err == nil:
 		return outcome{}, true
 	case nreq == nil:
-		// Our own checks passed, so this is the SDK's clock (time.Now) disagreeing with ours.
+		// Headers, signature and envelope passed our identical checks, so this is the SDK's
+		// clock (time.Now) disagreeing with ours about the timestamp.
 		return outcome{status: http.StatusUnauthorized, kind: kind, reason: ReasonStale, msg: "timestamp expired",
 			err: errors.New("the SDK rejected a notification our checks accepted")}, false
-	case nreq.Resource == nil || nreq.Resource.Plaintext == "":
+	}
+	if _, derr := utils.DecryptAES256GCM(h.c.cfg.APIv3Key, res.AssociatedData, res.Nonce, res.Ciphertext); derr != nil {
 		return outcome{status: http.StatusInternalServerError, kind: kind, reason: ReasonUndecryptable, msg: "internal error",
 			err: errors.New("AES-256-GCM open failed: is the APIv3 key right?")}, false
-	default:
-		return outcome{status: http.StatusOK, kind: kind, reason: ReasonInvalidResource, msg: "",
-			err: errors.New("decrypted resource is not the expected JSON")}, false
 	}
+	return outcome{status: http.StatusOK, kind: kind, reason: ReasonInvalidResource,
+		err: errors.New("decrypted resource is not the expected JSON")}, false
 }
+
+// headerValue reports whether a Wechatpay-* header value is present and needs no trimming.
+func headerValue(v string) bool { return v != "" && strings.TrimSpace(v) == v }
 
 // resourceError classifies an authentic resource we refuse to apply.
 func resourceError(kind string, err error) outcome {
