@@ -202,8 +202,10 @@ func classify(op string, err error, answer sdk.Error) *payment.Error {
 	if err != nil {
 		var ae *sdk.Error
 		if errors.As(err, &ae) {
-			// error_response without the method node: a gateway-level answer, unsigned.
-			if isSystemError(*ae) {
+			// An unsigned answer: error_response (a gateway-level refusal such as a bad app_id,
+			// which Alipay does not sign), or a method node without a signature. A refusal is
+			// taken as one; an unsigned "success" is not believed.
+			if isSystemError(*ae) || ae.IsSuccess() || ae.Code == "" {
 				return unknownOutcome(op, err)
 			}
 			return refused(op, *ae)

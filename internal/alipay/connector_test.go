@@ -1,9 +1,13 @@
 package alipay
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	sdk "github.com/smartwalle/alipay/v3"
 
 	"github.com/hutong-pay/hutong/internal/payment"
 )
@@ -51,5 +55,51 @@ func TestNewValidatesConfig(t *testing.T) {
 	}
 	if _, err := New(Config{AppID: testAppID, AppPrivateKey: bare(k.appPEM), AlipayPublicKey: bare(k.alipayPubPEM)}); err != nil {
 		t.Fatalf("New with bare base64 keys: %v", err)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	refusal := sdk.Error{Code: sdk.CodeBusinessFailed, Msg: "Business Failed", SubCode: "ACQ.TRADE_HAS_SUCCESS", SubMsg: "交易已被支付"}
+	cases := []struct {
+		name     string
+		err      error
+		answer   sdk.Error
+		wantNil  bool
+		wantCode string // ProviderCode; "" means unknown outcome
+	}{
+		{"success", nil, sdk.Error{Code: sdk.CodeSuccess}, true, ""},
+		{"paying", nil, sdk.Error{Code: sdk.CodeOrderSuccessPayInProcess}, true, ""},
+		{"signed refusal", nil, refusal, false, "ACQ.TRADE_HAS_SUCCESS"},
+		{"refusal without sub_code", nil, sdk.Error{Code: sdk.CodeInvalidParam}, false, "40002"},
+		{"signed system error", nil, sdk.Error{Code: sdk.CodeUnknowError, SubCode: "isp.unknow-error"}, false, ""},
+		{"ACQ.SYSTEM_ERROR", nil, sdk.Error{Code: sdk.CodeBusinessFailed, SubCode: "ACQ.SYSTEM_ERROR"}, false, ""},
+		{"no code", nil, sdk.Error{}, false, ""},
+		{"network", errors.New("connection refused"), sdk.Error{}, false, ""},
+		{"timeout", context.DeadlineExceeded, sdk.Error{}, false, ""},
+		{"bad signature", sdk.ErrSignNotFound, sdk.Error{}, false, ""},
+		{"error_response refusal", &sdk.Error{Code: sdk.CodeInvalidParam, SubCode: "isv.invalid-app-id"}, sdk.Error{}, false, "isv.invalid-app-id"},
+		{"unsigned success", &sdk.Error{Code: sdk.CodeSuccess}, sdk.Error{}, false, ""},
+		{"unsigned system error", &sdk.Error{Code: sdk.CodeUnknowError}, sdk.Error{}, false, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := classify("test", tc.err, tc.answer)
+			if tc.wantNil {
+				if got != nil {
+					t.Fatalf("classify = %v, want nil", got)
+				}
+				return
+			}
+			if got == nil || got.Kind != payment.ProviderError || got.ProviderCode != tc.wantCode {
+				t.Fatalf("classify = %#v, want provider error with ProviderCode %q", got, tc.wantCode)
+			}
+			wantCode := CodeProviderError
+			if tc.wantCode == "" {
+				wantCode = CodeProviderUnavailable
+			}
+			if got.Code != wantCode {
+				t.Fatalf("Code = %q, want %q", got.Code, wantCode)
+			}
+		})
 	}
 }

@@ -272,7 +272,9 @@ func (c *Connector) outcome(ctx context.Context, rec Recorder, form url.Values, 
 	case payment.IsNotFound(err):
 		c.reject(ctx, rec, RejectUnknown, "no such "+what+" here", form)
 		return false
-	case errors.Is(err, gateway.ErrMismatch):
+	case errors.Is(err, gateway.ErrMismatch), payment.KindOf(err) == payment.Conflict:
+		// A conflict (e.g. a refund we already recorded as failed) is a contradiction between
+		// Alipay and our record, like a mismatch: no retry can resolve it.
 		c.reject(ctx, rec, RejectMismatch, err.Error(), form)
 		return false
 	}

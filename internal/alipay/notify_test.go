@@ -288,6 +288,7 @@ func TestNotificationApplyErrors(t *testing.T) {
 	}{
 		{"unknown payment", payment.ErrNotFound("payment", "HTabc123"), 200, "success", []string{RejectUnknown}},
 		{"mismatch", fmt.Errorf("%w: amounts differ", gateway.ErrMismatch), 200, "success", []string{RejectMismatch}},
+		{"conflict", payment.Errorf(payment.Conflict, "payment_state", "payment is canceled"), 200, "success", []string{RejectMismatch}},
 		{"store down", errors.New("database is locked"), 500, "fail", nil},
 		{"timeout", context.DeadlineExceeded, 500, "fail", nil},
 	}

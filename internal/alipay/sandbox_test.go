@@ -519,3 +519,31 @@ func TestSandboxFaults(t *testing.T) {
 		t.Fatalf("after faults: %+v", wp)
 	}
 }
+
+func TestSandboxWrongKeys(t *testing.T) {
+	e := newSandboxEnv(t)
+	creds := e.sb.Credentials()
+	k := keysOnce()
+
+	// Answers signed by someone other than the configured Alipay key are not believed: the
+	// outcome is unknown, never a refusal that would release money.
+	c, err := New(Config{AppID: creds.AppID, AppPrivateKey: creds.AppPrivateKey, AlipayPublicKey: k.alipayPubPEM, GatewayURL: e.srv.URL + "/gateway.do"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreatePayment(context.Background(), e.request("HTwrongkey", payment.ChannelQR, 10))
+	var pe *payment.Error
+	if !errors.As(err, &pe) || pe.Kind != payment.ProviderError || pe.ProviderCode != "" || pe.Code != CodeProviderUnavailable {
+		t.Fatalf("unverifiable answer: %v, want an unknown outcome", err)
+	}
+
+	// Requests signed with a key Alipay does not know: Alipay's signed refusal, with its code.
+	c, err = New(Config{AppID: creds.AppID, AppPrivateKey: k.appPEM, AlipayPublicKey: creds.AlipayPublicKey, GatewayURL: e.srv.URL + "/gateway.do"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreatePayment(context.Background(), e.request("HTwrongapp", payment.ChannelQR, 10))
+	if code := providerCode(err); code != "isv.invalid-signature" {
+		t.Fatalf("bad request signature: %v, want isv.invalid-signature", err)
+	}
+}
