@@ -131,6 +131,13 @@ func newEnv(t testing.TB, opts ...envOptions) *env {
 	return e
 }
 
+// as returns the env reporting to t (a fuzz iteration must not use the F).
+func (e *env) as(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 func (e *env) newClient(c Credentials) *sdk.Client {
 	e.t.Helper()
 	cl, err := sdk.New(c.AppID, c.AppPrivateKey, false,
