@@ -411,7 +411,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// waitNotification waits until the sink has a notification of eventType and returns it.
+// wait waits until the sink has a notification of eventType and returns it.
 func (s *sink) wait(eventType string, match func(received) bool) received {
 	s.t.Helper()
 	var found received

@@ -54,8 +54,10 @@ func newPrepayID(now time.Time) string {
 
 func newRefundID() string { return "50" + randomString(digits, 27) }
 
+// newEventID is a notification id; WeChat's are UUID-shaped.
 func newEventID() string {
-	return randomString(hexLower, 8) + "-" + randomString(hexLower, 4) + "-5" + randomString(hexLower, 3) + "-" + randomString(hexLower, 4) + "-" + randomString(hexLower, 12)
+	return randomString(hexLower, 8) + "-" + randomString(hexLower, 4) + "-5" + randomString(hexLower, 3) + "-" +
+		randomString(hexLower, 4) + "-" + randomString(hexLower, 12)
 }
 
 func newOpenID() string { return "o" + randomString(openidChars, 27) }

@@ -2,6 +2,8 @@ package wechatpay
 
 import (
 	"context"
+	"encoding/json"
+	"sync"
 	"net/http"
 	"testing"
 	"time"
@@ -51,6 +53,14 @@ func TestNotificationSigningMigration(t *testing.T) {
 	a := e.sandboxPost("PUT", "/sandbox/wechatpay/merchant", `{"notification_signing":"certificate"}`)
 	if a.status != http.StatusOK {
 		t.Fatalf("switch: %d %s", a.status, a.body)
+	}
+	var settings merchantSettings
+	if err := json.Unmarshal(e.sandboxPost("GET", "/sandbox/wechatpay/merchant", "").body, &settings); err != nil {
+		t.Fatal(err)
+	}
+	if settings.NotificationSigning != signingCert || settings.PublicKeyID != e.creds.PublicKeyID ||
+		len(settings.PlatformSerials) != 1 || settings.PlatformSerials[0] != e.sb.keys.newestCert().serial {
+		t.Errorf("merchant settings = %+v", settings)
 	}
 	nativePrepay(t, e, c, "migrate_01", s.srv.URL+"/n", 1)
 	nativePrepay(t, e, c, "migrate_02", pubOnly.srv.URL+"/n", 1)
@@ -173,5 +183,49 @@ func TestNotificationRecordedBeforeHandover(t *testing.T) {
 	var notified bool
 	if err := e.db.QueryRow(`SELECT notified FROM wx_orders WHERE out_trade_no = 'handover_1'`).Scan(&notified); err != nil || !notified {
 		t.Errorf("notified = %v, %v", notified, err)
+	}
+}
+
+// TestConcurrentPayers: many payers racing for one order (and a close racing them) give exactly one payment
+// and exactly one notification.
+func TestConcurrentPayers(t *testing.T) {
+	e := newEnv(t, "")
+	s := e.newSink()
+	nativePrepay(t, e, e.pubKeyClient(), "race_00001", s.srv.URL+"/n", 1)
+	var wg sync.WaitGroup
+	statuses := make([]int, 12)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 0 {
+				statuses[i] = e.raw(rawCall{method: "POST", uri: "/v3/pay/transactions/out-trade-no/race_00001/close",
+					body: `{"mchid":"` + e.creds.MchID + `"}`}).status
+				return
+			}
+			statuses[i] = e.pay("race_00001", "").status
+		}()
+	}
+	wg.Wait()
+	paid := 0
+	for i, st := range statuses[1:] {
+		switch st {
+		case http.StatusOK:
+			paid++
+		case http.StatusConflict:
+		default:
+			t.Errorf("payer %d: status %d", i+1, st)
+		}
+	}
+	closed := statuses[0] == http.StatusNoContent
+	if closed == (paid == 1) || paid > 1 {
+		t.Fatalf("close %d and %d payments: want exactly one winner", statuses[0], paid)
+	}
+	if paid == 1 {
+		s.wait("TRANSACTION.SUCCESS", nil)
+		time.Sleep(50 * time.Millisecond)
+		if n := len(s.received()); n != 1 {
+			t.Errorf("%d notifications, want 1", n)
+		}
 	}
 }

@@ -281,7 +281,7 @@ func decodeJSON(body []byte, v any) *apiError {
 	return nil
 }
 
-// sandboxError answers the sandbox's own endpoints in the same {"code","message"} shape.
+// writeSandboxJSON answers the sandbox's own endpoints (errors in the same {"code","message"} shape).
 func writeSandboxJSON(w http.ResponseWriter, status int, v any) {
 	body, err := marshalJSON(v)
 	if err != nil {
