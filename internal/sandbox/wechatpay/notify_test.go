@@ -3,8 +3,8 @@ package wechatpay
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
