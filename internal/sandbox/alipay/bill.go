@@ -284,7 +284,9 @@ func (w *billWriter) bytes() []byte {
 	return w.buf.Bytes()
 }
 
-func bracketTime(t time.Time) string { return "[" + t.In(shanghai).Format("2006年01月02日 15:04:05") + "]" }
+func bracketTime(t time.Time) string {
+	return "[" + t.In(shanghai).Format("2006年01月02日 15:04:05") + "]"
+}
 
 func (s *Sandbox) billHeader(w *billWriter, title, listName string, p billPeriod) {
 	w.comment("#" + title)

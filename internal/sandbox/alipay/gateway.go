@@ -59,7 +59,7 @@ func (s *Sandbox) handleGateway(w http.ResponseWriter, r *http.Request) {
 	params, parseErr := readParams(w, r)
 	method := params.Get("method")
 	kind, isPage := pageMethods[method]
-	fn, isAPI := s.apiMethods()[method]
+	fn, isAPI := s.methods[method]
 
 	if s.faults != nil && s.faults.API(ctx) {
 		switch {

@@ -49,6 +49,7 @@ type Sandbox struct {
 	now     func() time.Time
 	log     *slog.Logger
 	app     *app
+	methods map[string]methodFunc
 }
 
 // shanghai is Alipay's clock. China has kept UTC+8 without daylight saving since 1991, so a fixed
@@ -153,6 +154,7 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		return nil, err
 	}
 	s.app = a
+	s.methods = s.apiMethods()
 	if s.sender != nil {
 		s.sender.Register(walletName, &wallet{s: s})
 	}

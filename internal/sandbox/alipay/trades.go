@@ -548,9 +548,9 @@ func (s *Sandbox) tradeClose(ctx context.Context, req *gatewayRequest) (any, *ap
 
 // Payer-side outcomes, mapped to HTTP statuses by the control endpoints.
 var (
-	errPayerUnknown      = errors.New("unknown trade")
-	errPayerTradePaid    = errors.New("trade already paid")
-	errPayerTradeClosed  = errors.New("trade closed or expired")
+	errPayerUnknown       = errors.New("unknown trade")
+	errPayerTradePaid     = errors.New("trade already paid")
+	errPayerTradeClosed   = errors.New("trade closed or expired")
 	errPayerBuyerMismatch = errors.New("trade is reserved for another buyer")
 )
 
