@@ -20,6 +20,7 @@ import (
 
 	sdk "github.com/smartwalle/alipay/v3"
 
+	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 )
 
@@ -139,6 +140,8 @@ func parsePublicKey(s string) (*rsa.PublicKey, error) {
 	}
 	return rk, nil
 }
+
+var _ gateway.Provider = (*Connector)(nil)
 
 // Name is the wallet this connector speaks.
 func (c *Connector) Name() payment.Provider { return payment.Alipay }

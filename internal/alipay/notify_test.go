@@ -16,6 +16,9 @@ import (
 	"github.com/hutong-pay/hutong/internal/payment"
 )
 
+// The gateway's use cases are what the handler applies notifications through in production.
+var _ Applier = (*gateway.Service)(nil)
+
 // fakeApplier records what it is asked to apply and answers with the configured errors.
 type fakeApplier struct {
 	mu         sync.Mutex
