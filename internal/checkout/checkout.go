@@ -130,6 +130,8 @@ func (c *Checkout) Register(mux *http.ServeMux) {
 	handle("GET /checkout/{id}/return", http.HandlerFunc(c.serveReturn))
 	handle("GET /checkout/{id}/qr/{file}", http.HandlerFunc(c.serveQR))
 	handle("GET /checkout/{id}/{file}", http.HandlerFunc(c.serveAsset))
+	// Anything else under /checkout/ gets the friendly page too.
+	handle("GET /checkout/", http.HandlerFunc(c.notFound))
 }
 
 // contentSecurityPolicy allows only our own scripts, styles, images and fetches, and in

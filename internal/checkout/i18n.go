@@ -18,7 +18,6 @@ const (
 // langCookie keeps a buyer's ?lang= choice across the trip to the wallet and back.
 const langCookie = "hutong_lang"
 
-var langMatcher = language.NewMatcher([]language.Tag{language.SimplifiedChinese, language.English})
 
 // parseLang reads an explicit choice such as "en", "en-US", "zh", "zh-CN"; ok is false otherwise.
 func parseLang(s string) (Lang, bool) {
@@ -46,20 +45,29 @@ func negotiateLang(r *http.Request) (l Lang, explicit bool) {
 	return acceptLang(r.Header.Get("Accept-Language")), false
 }
 
-// acceptLang matches an Accept-Language header against the page languages.
+// acceptLang picks the first page language in the buyer's order of preference: any Chinese
+// (a reader of zh-Hant is better served by Chinese than by English), then English.
 func acceptLang(header string) Lang {
 	if header == "" {
 		return LangZH
 	}
 	tags, _, err := language.ParseAcceptLanguage(header)
-	if err != nil || len(tags) == 0 {
+	if err != nil {
 		return LangZH
 	}
-	_, i, conf := langMatcher.Match(tags...)
-	if conf == language.No || i != 1 {
-		return LangZH
+	for _, t := range tags {
+		base, conf := t.Base()
+		if conf == language.No {
+			continue
+		}
+		switch base.String() {
+		case "zh":
+			return LangZH
+		case "en":
+			return LangEN
+		}
 	}
-	return LangEN
+	return LangZH
 }
 
 // T returns the message key in language l, or the key itself when it is missing, so that a

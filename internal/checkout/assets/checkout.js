@@ -20,7 +20,14 @@
 
   function actionType(st) { return st.next_action ? st.next_action.type : ''; }
 
-  function reload() { if (leaving) return; window.location.replace(window.location.pathname + window.location.search.replace(/([?&])error=[^&]*&?/, '$1')); }
+  // reload shows the payment as the server now renders it, dropping a stale ?error= message.
+  function reload() {
+    if (leaving) return;
+    var q = new URLSearchParams(window.location.search);
+    q.delete('error');
+    var s = q.toString();
+    window.location.replace(window.location.pathname + (s ? '?' + s : ''));
+  }
 
   // Polling: every poll_ms while the payment is open; the page reloads when it changes.
   var pollTimer = null;
@@ -81,6 +88,7 @@
     if (!na) { reload(); return; }
     if (na.type === 'redirect' && na.url && fresh) {
       leaving = true;
+      if (pollTimer) clearTimeout(pollTimer);
       say(M.redirecting);
       window.location.assign(na.url);
     } else if (na.type === 'wechat_jsapi' && D.env === 'wechat') {
