@@ -18,7 +18,6 @@ const (
 // langCookie keeps a buyer's ?lang= choice across the trip to the wallet and back.
 const langCookie = "hutong_lang"
 
-
 // parseLang reads an explicit choice such as "en", "en-US", "zh", "zh-CN"; ok is false otherwise.
 func parseLang(s string) (Lang, bool) {
 	s = strings.ToLower(strings.TrimSpace(s))
