@@ -195,3 +195,14 @@ func TestAPIFaults(t *testing.T) {
 		t.Fatalf("faults off: got %+v", q)
 	}
 }
+
+// A parameter repeated in the query and the body (same value) was signed once by the client.
+func TestParameterInQueryAndBody(t *testing.T) {
+	e := newEnv(t)
+	all := e.signedParams("alipay.trade.query", `{"out_trade_no":"dup"}`, nil)
+	body := url.Values{"biz_content": all["biz_content"], "app_id": all["app_id"]}
+	node := e.responseNode(e.rawCall(all, body), "alipay_trade_query_response")
+	if node["sub_code"] != "ACQ.TRADE_NOT_EXIST" {
+		t.Fatalf("got %v, want the request verified and answered ACQ.TRADE_NOT_EXIST", node)
+	}
+}

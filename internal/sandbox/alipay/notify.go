@@ -127,11 +127,12 @@ func (s *Sandbox) notifyTrade(ctx context.Context, notifyURL string, t *trade, r
 	if s.sender == nil {
 		return
 	}
+	ctx = context.WithoutCancel(ctx) // the payer hanging up must not lose the notification
 	fields, err := s.tradeNotificationFields(ctx, t, rf)
 	if err == nil {
 		var payload []byte
 		if payload, err = json.Marshal(fields); err == nil {
-			err = s.sender.Enqueue(context.WithoutCancel(ctx), walletName, fields["notify_id"], notifyURL, payload)
+			err = s.sender.Enqueue(ctx, walletName, fields["notify_id"], notifyURL, payload)
 		}
 	}
 	if err != nil {

@@ -64,7 +64,12 @@ func pairSortedContent(v url.Values, ignore ...string) string {
 // variants other clients produce.
 func requestSignCandidates(v url.Values) []string {
 	out := []string{signContent(v, true, "sign")}
-	for _, c := range []string{signContent(v, false, "sign"), pairSortedContent(v, "sign")} {
+	// A key sent both in the query and in the body was signed once by the client.
+	first := url.Values{}
+	for k, vs := range v {
+		first[k] = vs[:1]
+	}
+	for _, c := range []string{signContent(v, false, "sign"), pairSortedContent(v, "sign"), signContent(first, true, "sign")} {
 		if !slices.Contains(out, c) {
 			out = append(out, c)
 		}
