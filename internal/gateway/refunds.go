@@ -129,7 +129,19 @@ func (s *Service) SyncRefund(ctx context.Context, id string) (*payment.Refund, e
 func (s *Service) ApplyWalletRefund(ctx context.Context, provider payment.Provider, wr WalletRefund) (*payment.Refund, error) {
 	r, err := s.store.RefundByOutRefundNo(ctx, provider, wr.OutRefundNo)
 	if err != nil {
+		if payment.IsNotFound(err) && wr.OutTradeNo != "" {
+			// News of a refund we did not make (e.g. from the wallet's merchant portal) means its
+			// payment was paid: if we have not heard that yet, ask the wallet now.
+			if p, perr := s.store.PaymentByOutTradeNo(ctx, provider, wr.OutTradeNo); perr == nil && p.Status == payment.StatusPending {
+				if _, serr := s.SyncPayment(ctx, p.ID); serr != nil {
+					s.log.Warn("sync payment after unknown refund", "payment_id", p.ID, "err", serr)
+				}
+			}
+		}
 		return nil, err
+	}
+	if wr.State == RefundSuccess && r.Status == payment.RefundFailed {
+		return r, fmt.Errorf("%w: refund %s is failed but %s says it succeeded", ErrMismatch, r.ID, provider)
 	}
 	switch wr.State {
 	case RefundSuccess:
