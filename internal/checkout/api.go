@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	qrcode "github.com/skip2/go-qrcode"
 
@@ -251,12 +252,12 @@ func (c *Checkout) serveQR(w http.ResponseWriter, r *http.Request) {
 		notFound()
 		return
 	}
-	content := qrContent(c, p, payment.Provider(prov))
+	content := c.qrContent(p, payment.Provider(prov))
 	if content == "" {
 		notFound()
 		return
 	}
-	png, err := qrcode.Encode(content, qrcode.Medium, size)
+	png, err := c.qrPNG(content, size)
 	if err != nil {
 		c.log.Error("checkout: draw qr code", "payment_id", p.ID, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -268,14 +269,53 @@ func (c *Checkout) serveQR(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(png)
 }
 
-// qrContent is what the QR code of p for wallet prov encodes, "" when it has none.
-func qrContent(c *Checkout, p *payment.Payment, prov payment.Provider) string {
-	if p.Status != payment.StatusPending || p.NextAction == nil || p.Provider != prov {
+// qrContent is what the QR code of p for wallet prov encodes, "" when it has none (no order
+// placed, another wallet's order, or no longer payable).
+func (c *Checkout) qrContent(p *payment.Payment, prov payment.Provider) string {
+	if p.Provider != prov {
 		return ""
 	}
-	na := c.buyerAction(p)
+	na := c.buildStatus(p, c.now()).NextAction
+	if na == nil {
+		return ""
+	}
 	if na.QRCode != "" {
 		return na.QRCode
 	}
 	return na.URL
+}
+
+// qrCache keeps recently drawn QR codes: drawing one costs about a millisecond and a megabyte
+// of garbage, and every page view of a QR payment fetches its image.
+type qrCache struct {
+	mu sync.Mutex
+	m  map[qrKey][]byte
+}
+
+type qrKey struct {
+	content string
+	size    int
+}
+
+const qrCacheSize = 512
+
+func (c *Checkout) qrPNG(content string, size int) ([]byte, error) {
+	k := qrKey{content, size}
+	c.qrs.mu.Lock()
+	png, ok := c.qrs.m[k]
+	c.qrs.mu.Unlock()
+	if ok {
+		return png, nil
+	}
+	png, err := qrcode.Encode(content, qrcode.Medium, size)
+	if err != nil {
+		return nil, err
+	}
+	c.qrs.mu.Lock()
+	if len(c.qrs.m) >= qrCacheSize {
+		clear(c.qrs.m) // crude, but bounded; a busy checkout simply redraws
+	}
+	c.qrs.m[k] = png
+	c.qrs.mu.Unlock()
+	return png, nil
 }

@@ -62,6 +62,7 @@ type Checkout struct {
 	tmpl         *template.Template
 	assets       map[string]asset
 	sync         *syncThrottle
+	qrs          qrCache
 	csrf         *http.CrossOriginProtection
 }
 
@@ -73,7 +74,7 @@ func New(cfg Config) *Checkout {
 	c := &Checkout{
 		svc: cfg.Service, log: cfg.Logger, now: cfg.Now, merchantName: cfg.MerchantName,
 		wechatOAuth: cfg.WeChatOAuth, clientIP: cfg.ClientIP, returnDelay: cfg.ReturnDelay,
-		assets: loadAssets(), csrf: http.NewCrossOriginProtection(),
+		assets: loadAssets(), csrf: http.NewCrossOriginProtection(), qrs: qrCache{m: map[qrKey][]byte{}},
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -536,7 +536,10 @@ func TestStatusForEachState(t *testing.T) {
 		f.chooseJSON(p.ID, "wechatpay", "qr")
 		f.clock.Add(11 * time.Minute)
 		// Past expires_at, before the expiry job: shown expired, still followed, no longer payable.
-		check(t, p.ID, payment.StatusPending, StateExpired, false, "", "qr_code")
+		check(t, p.ID, payment.StatusPending, StateExpired, false, "", "")
+		if r := f.get("/checkout/" + p.ID + "/qr/wechatpay.png"); r.StatusCode != http.StatusNotFound {
+			t.Fatalf("QR code of an expired payment: %d", r.StatusCode)
+		}
 		q := f.create()
 		f.clock.Add(3 * time.Hour)
 		if r, _ := f.chooseJSON(q.ID, "alipay", "qr"); r.StatusCode != http.StatusConflict || !strings.Contains(r.body, `"code":"expired"`) {

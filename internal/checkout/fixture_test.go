@@ -47,7 +47,7 @@ func (c *clock) Add(d time.Duration) {
 
 // fixture is a checkout on a real SQLite store with two in-process wallets.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *clock
 	store    gateway.Store
 	svc      *gateway.Service
@@ -60,7 +60,7 @@ type fixture struct {
 
 const publicURL = "https://pay.example.test"
 
-func newFixture(t *testing.T, mutate ...func(*Config)) *fixture {
+func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hutong.db"), sqlite.Options{Migrate: true, Synchronous: "NORMAL"})
@@ -200,7 +200,7 @@ func (f *fixture) status(id string) *Status {
 var dataRE = regexp.MustCompile(`(?s)<script id="checkout-data" type="application/json">(.*?)</script>`)
 
 // pageData extracts the JSON the page hands to its script.
-func pageDataOf(t *testing.T, html string) pageData {
+func pageDataOf(t testing.TB, html string) pageData {
 	t.Helper()
 	m := dataRE.FindStringSubmatch(html)
 	if m == nil {

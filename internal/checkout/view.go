@@ -83,7 +83,9 @@ func (c *Checkout) buildStatus(p *payment.Payment, now time.Time) *Status {
 		Amount: p.Amount, Currency: p.Currency, AmountDisplay: FormatAmount(p.Amount, p.Currency),
 		Provider: p.Provider, Channel: p.Channel, ReturnURL: safeURL(p.ReturnURL), ExpiresAt: p.ExpiresAt,
 	}
-	if p.Status == payment.StatusPending && p.NextAction != nil {
+	// A payment past its expires_at is shown without its way to pay, even before the expiry
+	// job has closed it at the wallet.
+	if st.State == StatePending && p.NextAction != nil {
 		st.NextAction = c.buyerAction(p)
 	}
 	return st
