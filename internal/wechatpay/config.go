@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -57,6 +58,8 @@ type Config struct {
 	Now     func() time.Time      // nil: time.Now
 	Logger  *slog.Logger          // nil: discard
 	Metrics prometheus.Registerer // optional; the clock-skew gauge is registered here
+
+	base http.RoundTripper // tests only: replaces the default transport under redirection and skew measurement
 }
 
 const defaultTimeout = 10 * time.Second

@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Transport: newTransport(s.baseURL, skew), Timeout: s.Timeout}
+	hc := &http.Client{Transport: newTransport(s.base, s.baseURL, skew), Timeout: s.Timeout}
 	c := &Connector{cfg: s, skew: skew, log: s.Logger}
 
 	var opts []core.ClientOption
@@ -169,8 +169,11 @@ type transport struct {
 	skew *skewMeter
 }
 
-func newTransport(to *url.URL, skew *skewMeter) *transport {
-	base := &http.Transport{
+func newTransport(base http.RoundTripper, to *url.URL, skew *skewMeter) *transport {
+	if base != nil {
+		return &transport{base: base, to: to, skew: skew}
+	}
+	return &transport{to: to, skew: skew, base: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
@@ -179,8 +182,7 @@ func newTransport(to *url.URL, skew *skewMeter) *transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
-	}
-	return &transport{base: base, to: to, skew: skew}
+	}}
 }
 
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
