@@ -140,6 +140,10 @@ func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
 				return &payment.Error{Kind: payment.Invalid, Code: "body_invalid", Param: "body", Message: "the request body is not valid JSON"}
 			}
 			key, _ := kt.(string)
+			if key == "" && fields != nil {
+				return &payment.Error{Kind: payment.Invalid, Code: "parameter_unknown", Param: joinPath(path, `""`),
+					Message: "parameter names must not be empty"}
+			}
 			param := joinPath(path, key)
 			if t != nil && t.Kind() == reflect.Map {
 				param = path // the keys of a map are data, not parameter names
