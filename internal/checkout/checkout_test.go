@@ -903,3 +903,27 @@ func TestMessagesComplete(t *testing.T) {
 		t.Error("placeholders missing")
 	}
 }
+
+// The WeChat connector may already have told WeChat H5 where to return; the checkout adds
+// redirect_url only when it is missing, and never to another wallet's URL.
+func TestWeChatH5RedirectURL(t *testing.T) {
+	f := newFixture(t)
+	ret := publicURL + "/checkout/pay_000000000000000000000001/return"
+	for _, tc := range []struct {
+		provider payment.Provider
+		in, want string
+	}{
+		{payment.WeChatPay, "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx1&package=2",
+			"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx1&package=2&redirect_url=" + url.QueryEscape(ret)},
+		{payment.WeChatPay, "https://wx.tenpay.com/checkmweb?prepay_id=wx1&redirect_url=https%3A%2F%2Fpay.example.test%2Fx", "https://wx.tenpay.com/checkmweb?prepay_id=wx1&redirect_url=https%3A%2F%2Fpay.example.test%2Fx"},
+		{payment.WeChatPay, "https://wx.tenpay.com/checkmweb", "https://wx.tenpay.com/checkmweb?redirect_url=" + url.QueryEscape(ret)},
+		{payment.Alipay, "https://openapi.alipay.com/gateway.do?sign=abc", "https://openapi.alipay.com/gateway.do?sign=abc"},
+		{payment.WeChatPay, "javascript:alert(1)", ""},
+	} {
+		p := &payment.Payment{ID: "pay_000000000000000000000001", Status: payment.StatusPending, Provider: tc.provider, Channel: payment.ChannelH5,
+			ExpiresAt: f.clock.Now().Add(time.Hour), NextAction: &payment.NextAction{Type: payment.ActionRedirect, URL: tc.in}}
+		if got := f.co.buildStatus(p, f.clock.Now()).NextAction.URL; got != tc.want {
+			t.Errorf("%s %q → %q, want %q", tc.provider, tc.in, got, tc.want)
+		}
+	}
+}

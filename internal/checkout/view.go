@@ -100,9 +100,10 @@ func (c *Checkout) buyerAction(p *payment.Payment) *NextAction {
 		out.QRCode, out.QRImage = na.QRCode, qrImage
 	case payment.ActionRedirect:
 		out.URL = safeURL(na.URL)
-		if out.URL != "" && p.Provider == payment.WeChatPay {
+		if out.URL != "" && p.Provider == payment.WeChatPay && !hasQuery(out.URL, "redirect_url") {
 			// WeChat H5 returns the buyer to redirect_url after the cashier (its documented
-			// way); without it the buyer lands wherever WeChat decides.
+			// way); without it the buyer lands wherever WeChat decides. The connector may
+			// have added it already.
 			out.URL = addQuery(out.URL, "redirect_url", c.svc.CheckoutURL(p.ID)+"/return")
 		}
 		if out.URL != "" {
@@ -138,4 +139,9 @@ func addQuery(raw, key, value string) string {
 	}
 	u.RawQuery += url.QueryEscape(key) + "=" + url.QueryEscape(value)
 	return u.String()
+}
+
+func hasQuery(raw, key string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Query().Has(key)
 }
