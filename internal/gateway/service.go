@@ -169,11 +169,8 @@ func (s *Service) validateCreate(in *CreatePaymentParams, now time.Time) error {
 			return payment.InvalidParam("provider", "provider %s is not configured on this gateway", in.Provider)
 		}
 	}
-	if in.Channel == payment.ChannelMiniProgram && in.CustomerID == "" {
-		if in.Payer == nil || (in.Provider == payment.WeChatPay && in.Payer.OpenID == "") ||
-			(in.Provider == payment.Alipay && in.Payer.BuyerID == "" && in.Payer.AlipayOpenID == "") {
-			return payment.InvalidParam("payer", "a miniprogram payment needs the buyer: payer.openid (wechatpay), payer.buyer_id or payer.alipay_open_id (alipay), or a customer")
-		}
+	if in.Channel == payment.ChannelMiniProgram && in.CustomerID == "" && !hasWalletIdentity(in.Provider, in.Payer) {
+		return payment.InvalidParam("payer", "a miniprogram payment needs the buyer: payer.openid (wechatpay), payer.buyer_id or payer.alipay_open_id (alipay), or a customer")
 	}
 	return nil
 }
@@ -253,15 +250,19 @@ func (s *Service) ChooseMethod(ctx context.Context, id string, provider payment.
 		if p.Provider == provider && p.Channel == channel && p.NextAction != nil {
 			return nil, nil
 		}
+		if !now.Before(p.ExpiresAt) {
+			return nil, payment.Errorf(payment.Conflict, "payment_expired", "payment %s has expired", p.ID)
+		}
 		if p.NextAction != nil {
 			// Switching wallets would leave an open order at the first one that the buyer could
 			// still pay; the checkout asks for a new payment instead.
 			return nil, payment.Errorf(payment.Conflict, "method_chosen", "payment %s is already being paid with %s %s", p.ID, p.Provider, p.Channel)
 		}
-		p.Provider, p.Channel, p.UpdatedAt = provider, channel, now
-		if payer != nil {
-			p.Payer = payer
+		merged := mergePayer(p.Payer, payer)
+		if channel == payment.ChannelMiniProgram && !hasWalletIdentity(provider, merged) {
+			return nil, payment.InvalidParam("payer", "a %s miniprogram payment needs the buyer's identity at the wallet", provider)
 		}
+		p.Provider, p.Channel, p.Payer, p.UpdatedAt = provider, channel, merged, now
 		return nil, nil
 	})
 	if err != nil {
@@ -271,6 +272,44 @@ func (s *Service) ChooseMethod(ctx context.Context, id string, provider payment.
 		return p, nil
 	}
 	return s.placeOrder(ctx, p)
+}
+
+// mergePayer fills what the buyer's choice adds into what the merchant already said of the payer.
+func mergePayer(have, add *payment.Payer) *payment.Payer {
+	if add == nil {
+		return have
+	}
+	if have == nil {
+		c := *add
+		return &c
+	}
+	m := *have
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&m.OpenID, add.OpenID}, {&m.BuyerID, add.BuyerID}, {&m.AlipayOpenID, add.AlipayOpenID}, {&m.ClientIP, add.ClientIP},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	return &m
+}
+
+// hasWalletIdentity reports whether payer identifies the buyer at provider, as mini-program and
+// in-app payments need.
+func hasWalletIdentity(provider payment.Provider, payer *payment.Payer) bool {
+	if payer == nil {
+		return false
+	}
+	switch provider {
+	case payment.WeChatPay:
+		return payer.OpenID != ""
+	case payment.Alipay:
+		return payer.BuyerID != "" || payer.AlipayOpenID != ""
+	}
+	return false
 }
 
 // placeOrder calls the wallet for a recorded pending payment and records its answer.
