@@ -61,7 +61,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = gateway.New(gateway.Config{
-		Store: e.store, Providers: []gateway.Provider{e.wechat, e.alipay}, PublicURL: "https://pay.example.test",
+		Store: CountTransitions(e.store, e.reg), Providers: []gateway.Provider{e.wechat, e.alipay}, PublicURL: "https://pay.example.test",
 		Now: e.clock.Now, Logger: logger,
 	})
 	cfg := Config{Service: e.svc, Store: e.store, Logger: logger, Metrics: e.reg, Now: e.clock.Now}

@@ -180,7 +180,8 @@ func TestMetrics(t *testing.T) {
 	_, sk := e.merchant(false)
 	e.createPayment(sk, qrPayment(100))
 	e.createPayment(sk, qrPayment(100))
-	e.createPayment(sk, map[string]any{"amount": 100, "description": "tea"})
+	c := e.createPayment(sk, map[string]any{"amount": 100, "description": "tea"})
+	e.do(req{method: "POST", path: "/v1/payments/" + c.ID + "/cancel", secret: sk})
 	e.do(req{method: "GET", path: "/v1/payments/pay_missing", secret: sk})
 	e.do(req{method: "GET", path: "/no/such/route"})
 	res := e.do(req{method: "GET", path: "/metrics"})
@@ -192,6 +193,7 @@ func TestMetrics(t *testing.T) {
 		`hutong_http_request_duration_seconds_count{route="/v1/payments"} 3`,
 		`hutong_payments_created_total{channel="qr",provider="wechatpay"} 2`,
 		`hutong_payments_created_total{channel="none",provider="none"} 1`,
+		`hutong_status_transitions_total{from="pending",object="payment",to="canceled"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
@@ -202,7 +204,6 @@ func TestMetrics(t *testing.T) {
 	}
 	// Two handlers may share one registry.
 	_ = New(Config{Service: e.svc, Store: e.store, Metrics: e.reg})
-	_ = fakewallet.OpCreatePayment
 }
 
 func TestOpenAPIServed(t *testing.T) {
