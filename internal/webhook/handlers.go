@@ -1,0 +1,384 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/hutong-pay/hutong/internal/payment"
+)
+
+// HandlersConfig configures Handlers.
+type HandlersConfig struct {
+	Store    Store
+	Inserter Inserter // enqueues redeliveries
+	// Livemode means the node runs live wallets: every URL is checked as a live one, whatever
+	// the key's mode.
+	Livemode bool
+	// RotationOverlap is how long the previous secret keeps signing after a rotation; default 24 h.
+	RotationOverlap time.Duration
+	// MaxEndpoints bounds a merchant's endpoints (and so one event's fan-out); default 16.
+	MaxEndpoints int
+	Now          func() time.Time
+}
+
+// Handlers serves the merchant API's webhook endpoints.
+type Handlers struct {
+	store        Store
+	inserter     Inserter
+	livemode     bool
+	overlap      time.Duration
+	maxEndpoints int
+	now          func() time.Time
+}
+
+// NewHandlers returns the webhook handlers.
+func NewHandlers(cfg HandlersConfig) *Handlers {
+	h := &Handlers{store: cfg.Store, inserter: cfg.Inserter, livemode: cfg.Livemode, overlap: cfg.RotationOverlap,
+		maxEndpoints: cfg.MaxEndpoints, now: cfg.Now}
+	if h.overlap <= 0 {
+		h.overlap = 24 * time.Hour
+	}
+	if h.maxEndpoints <= 0 {
+		h.maxEndpoints = 16
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// caller is the authenticated merchant of a request.
+type caller struct {
+	merchantID string
+	livemode   bool // the API key's mode
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller) error
+
+// Register mounts the routes on mux. merchant authenticates a request (ok false answers 401);
+// writeErr writes an error response (the API's one error table).
+func (h *Handlers) Register(mux *http.ServeMux, merchant func(*http.Request) (merchantID string, livemode bool, ok bool),
+	writeErr func(http.ResponseWriter, *http.Request, error)) {
+	wrap := func(f handlerFunc) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, live, ok := merchant(r)
+			if !ok || id == "" {
+				writeErr(w, r, &payment.Error{Kind: payment.Unauthorized, Code: "unauthorized", Message: "a valid API key is required"})
+				return
+			}
+			if err := f(w, r, caller{merchantID: id, livemode: live}); err != nil {
+				writeErr(w, r, err)
+			}
+		})
+	}
+	mux.Handle("POST /v1/webhook_endpoints", wrap(h.create))
+	mux.Handle("GET /v1/webhook_endpoints", wrap(h.list))
+	mux.Handle("GET /v1/webhook_endpoints/{id}", wrap(h.get))
+	mux.Handle("DELETE /v1/webhook_endpoints/{id}", wrap(h.delete))
+	mux.Handle("POST /v1/webhook_endpoints/{id}/rotate_secret", wrap(h.rotate))
+	mux.Handle("GET /v1/events/{id}/deliveries", wrap(h.deliveries))
+	mux.Handle("POST /v1/events/{id}/redeliver", wrap(h.redeliver))
+}
+
+// endpointJSON is an endpoint as the API shows it. Secret is set only in the answers to
+// creation and rotation.
+type endpointJSON struct {
+	ID                      string              `json:"id"`
+	Object                  string              `json:"object"`
+	URL                     string              `json:"url"`
+	Events                  []payment.EventType `json:"events"` // [] means every event type
+	Secret                  string              `json:"secret,omitempty"`
+	PreviousSecretExpiresAt *time.Time          `json:"previous_secret_expires_at,omitempty"`
+	Status                  string              `json:"status"` // enabled | disabled
+	DisabledReason          string              `json:"disabled_reason,omitempty"`
+	Livemode                bool                `json:"livemode"`
+	CreatedAt               time.Time           `json:"created_at"`
+}
+
+func endpointView(e *Endpoint, withSecret bool, now time.Time) endpointJSON {
+	v := endpointJSON{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, Events: e.Events, Status: "enabled",
+		DisabledReason: e.DisabledReason, Livemode: e.Livemode, CreatedAt: e.CreatedAt}
+	if v.Events == nil {
+		v.Events = []payment.EventType{}
+	}
+	if e.Disabled {
+		v.Status = "disabled"
+	}
+	if withSecret {
+		v.Secret = e.Secret
+	}
+	if e.PreviousSecret != "" && now.Before(e.PreviousSecretExpiresAt) {
+		t := e.PreviousSecretExpiresAt
+		v.PreviousSecretExpiresAt = &t
+	}
+	return v
+}
+
+// attemptJSON is a delivery attempt as the API shows it.
+type attemptJSON struct {
+	ID              string     `json:"id"`
+	Object          string     `json:"object"`
+	Event           string     `json:"event"`
+	WebhookEndpoint string     `json:"webhook_endpoint"`
+	Attempt         int        `json:"attempt"`
+	Status          string     `json:"status"` // succeeded | failed
+	StatusCode      int        `json:"status_code,omitempty"`
+	Error           string     `json:"error,omitempty"`
+	DurationMS      int64      `json:"duration_ms"`
+	CreatedAt       time.Time  `json:"created_at"`
+	NextAttemptAt   *time.Time `json:"next_attempt_at,omitempty"`
+}
+
+func attemptView(a *Attempt) attemptJSON {
+	v := attemptJSON{ID: a.ID, Object: "webhook_attempt", Event: a.EventID, WebhookEndpoint: a.EndpointID, Attempt: a.Number,
+		Status: "failed", StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.Duration.Milliseconds(), CreatedAt: a.At}
+	if a.Succeeded() {
+		v.Status = "succeeded"
+	}
+	if !a.NextAttemptAt.IsZero() {
+		t := a.NextAttemptAt
+		v.NextAttemptAt = &t
+	}
+	return v
+}
+
+type listJSON[T any] struct {
+	Object  string `json:"object"`
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+}
+
+func (h *Handlers) create(w http.ResponseWriter, r *http.Request, c caller) error {
+	var in struct {
+		URL    string
+		Events []string
+	}
+	if err := decodeRequest(w, r, map[string]param{
+		"url":    {&in.URL, "a string"},
+		"events": {&in.Events, "an array of strings"},
+	}); err != nil {
+		return err
+	}
+	if err := ValidateURL(in.URL, c.livemode || h.livemode); err != nil {
+		return err
+	}
+	events, err := ValidateEvents(in.Events)
+	if err != nil {
+		return err
+	}
+	existing, err := h.store.ListEndpoints(r.Context(), c.merchantID)
+	if err != nil {
+		return fmt.Errorf("webhook: create endpoint: %w", err)
+	}
+	if len(existing) >= h.maxEndpoints {
+		return payment.Errorf(payment.Conflict, "endpoint_limit", "a merchant may have at most %d webhook endpoints; delete one first", h.maxEndpoints)
+	}
+	now := h.now()
+	ep := &Endpoint{ID: payment.NewID("we"), MerchantID: c.merchantID, Livemode: c.livemode, URL: in.URL, Events: events,
+		Secret: NewSecret(), CreatedAt: now}
+	if err := h.store.CreateEndpoint(r.Context(), ep); err != nil {
+		return fmt.Errorf("webhook: create endpoint: %w", err)
+	}
+	return writeJSON(w, http.StatusOK, endpointView(ep, true, now))
+}
+
+func (h *Handlers) list(w http.ResponseWriter, r *http.Request, c caller) error {
+	eps, err := h.store.ListEndpoints(r.Context(), c.merchantID)
+	if err != nil {
+		return fmt.Errorf("webhook: list endpoints: %w", err)
+	}
+	now := h.now()
+	out := listJSON[endpointJSON]{Object: "list", Data: make([]endpointJSON, 0, len(eps))}
+	for _, e := range eps {
+		out.Data = append(out.Data, endpointView(e, false, now))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handlers) get(w http.ResponseWriter, r *http.Request, c caller) error {
+	ep, err := h.store.Endpoint(r.Context(), c.merchantID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, endpointView(ep, false, h.now()))
+}
+
+func (h *Handlers) delete(w http.ResponseWriter, r *http.Request, c caller) error {
+	id := r.PathValue("id")
+	if err := h.store.DeleteEndpoint(r.Context(), c.merchantID, id); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Deleted bool   `json:"deleted"`
+	}{id, "webhook_endpoint", true})
+}
+
+func (h *Handlers) rotate(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := decodeRequest(w, r, nil); err != nil {
+		return err
+	}
+	now := h.now()
+	ep, err := h.store.RotateSecret(r.Context(), c.merchantID, r.PathValue("id"), NewSecret(), now.Add(h.overlap))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, endpointView(ep, true, now))
+}
+
+func (h *Handlers) deliveries(w http.ResponseWriter, r *http.Request, c caller) error {
+	ev, err := h.store.Event(r.Context(), c.merchantID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	as, err := h.store.ListAttempts(r.Context(), ev.ID)
+	if err != nil {
+		return fmt.Errorf("webhook: list attempts of %s: %w", ev.ID, err)
+	}
+	out := listJSON[attemptJSON]{Object: "list", Data: make([]attemptJSON, 0, len(as))}
+	for _, a := range as {
+		if a.MerchantID == c.merchantID {
+			out.Data = append(out.Data, attemptView(a))
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handlers) redeliver(w http.ResponseWriter, r *http.Request, c caller) error {
+	var in struct{ Endpoint string }
+	if err := decodeRequest(w, r, map[string]param{"endpoint": {&in.Endpoint, "a string"}}); err != nil {
+		return err
+	}
+	ev, err := h.store.Event(r.Context(), c.merchantID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if in.Endpoint != "" {
+		ep, err := h.store.Endpoint(r.Context(), c.merchantID, in.Endpoint)
+		if payment.IsNotFound(err) {
+			return &payment.Error{Kind: payment.NotFound, Code: "resource_missing", Param: "endpoint",
+				Message: fmt.Sprintf("no such webhook endpoint: %s", truncate(in.Endpoint, 64))}
+		}
+		if err != nil {
+			return err
+		}
+		if ep.Disabled {
+			return &payment.Error{Kind: payment.Conflict, Code: "endpoint_disabled", Param: "endpoint",
+				Message: fmt.Sprintf("webhook endpoint %s is disabled", ep.ID)}
+		}
+		if !ep.Subscribes(ev.Type) {
+			return payment.InvalidParam("endpoint", "webhook endpoint %s is not subscribed to %s", ep.ID, ev.Type)
+		}
+	}
+	if h.inserter == nil {
+		return errors.New("webhook: redeliver: no inserter configured")
+	}
+	ids, err := enqueue(r.Context(), h.store, h.inserter, ev, in.Endpoint, payment.NewID("rd"))
+	if err != nil {
+		return err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Object           string   `json:"object"`
+		Event            string   `json:"event"`
+		WebhookEndpoints []string `json:"webhook_endpoints"`
+	}{"redelivery", ev.ID, ids})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("webhook: encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+// maxBody bounds a request body; ours are a URL and a short list.
+const maxBody = 64 << 10
+
+// param is a request parameter: where to decode it, and its type for error messages.
+type param struct {
+	dst  any
+	want string
+}
+
+// decodeRequest reads the (size-limited) body and decodes it strictly into params.
+func decodeRequest(w http.ResponseWriter, r *http.Request, params map[string]param) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return &payment.Error{Kind: payment.Invalid, Code: "body_too_large", Param: "body",
+				Message: fmt.Sprintf("the request body must be at most %d bytes", maxBody)}
+		}
+		return &payment.Error{Kind: payment.Invalid, Code: "body_unreadable", Param: "body", Message: "the request body could not be read", Err: err}
+	}
+	return decodeStrict(body, params)
+}
+
+// decodeStrict decodes body, one JSON object, into params: keys must match exactly (encoding/json
+// alone ignores case), be known and appear once; values must have the parameter's type; nothing
+// may follow the object. An empty body means no parameters; null leaves a parameter unset.
+func decodeStrict(body []byte, params map[string]param) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	bad := func(msg string) error {
+		return &payment.Error{Kind: payment.Invalid, Code: "body_invalid", Param: "body", Message: msg}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return bad("the request body is not valid JSON")
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return bad("the request body must be a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bad("the request body is not valid JSON")
+		}
+		key, _ := tok.(string)
+		p, known := params[key]
+		if !known {
+			name := truncate(key, 64)
+			if name == "" {
+				name = `""`
+			}
+			return &payment.Error{Kind: payment.Invalid, Code: "parameter_unknown", Param: name,
+				Message: fmt.Sprintf("unknown parameter: %s", name)}
+		}
+		if seen[key] {
+			return payment.InvalidParam(key, "%s is given more than once", key)
+		}
+		seen[key] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return bad("the request body is not valid JSON")
+		}
+		if err := json.Unmarshal(raw, p.dst); err != nil {
+			return payment.InvalidParam(key, "%s must be %s", key, p.want)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return bad("the request body is not valid JSON")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("the request body has data after the JSON object")
+	}
+	return nil
+}
