@@ -328,6 +328,13 @@ func TestIdempotentReplay(t *testing.T) {
 		t.Fatalf("other merchant, same key: %d replayed=%q", res.status, res.header.Get("Idempotent-Replayed"))
 	}
 
+	// Keys are per mode: the same merchant's live key with the same key and body is a new request.
+	live := e.key(merchantIDOf(t, e, sk), true)
+	res = e.do(req{method: "POST", path: "/v1/payments", secret: live, body: body, header: key})
+	if res.status != http.StatusOK || res.header.Get("Idempotent-Replayed") != "" || !res.payment(t).Livemode {
+		t.Fatalf("live key, same idempotency key: %d replayed=%q %s", res.status, res.header.Get("Idempotent-Replayed"), res.body)
+	}
+
 	// 4xx answers are stored and replayed.
 	bad := map[string]any{"amount": 0, "description": "tea"}
 	k400 := map[string]string{"Idempotency-Key": "bad-amount"}
@@ -481,7 +488,7 @@ func TestIdempotencyPurgeAndStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := requestHash("POST", "/v1/payments", orphan)
-	if _, created, err := e.store.BeginIdempotent(context.Background(), merchantID, "orphan", hash, e.clock.Now(), time.Minute); err != nil || !created {
+	if _, created, err := e.store.BeginIdempotent(context.Background(), merchantID, "test:orphan", hash, e.clock.Now(), time.Minute); err != nil || !created {
 		t.Fatalf("claim: %v", err)
 	}
 	if res := e.do(req{method: "POST", path: "/v1/payments", secret: sk, body: orphan, header: map[string]string{"Idempotency-Key": "orphan"}}); res.status != http.StatusConflict {

@@ -40,7 +40,11 @@ func (a *api) idempotent(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		merchantID := keyFrom(r.Context()).MerchantID
+		apiKey := keyFrom(r.Context())
+		merchantID := apiKey.MerchantID
+		// Test and live requests are separate worlds: a key used in one must never replay the
+		// other's response, so the stored key carries the mode.
+		key = modePrefix(apiKey.Livemode) + key
 		hash := requestHash(r.Method, r.URL.Path, body)
 
 		rec, created, err := a.store.BeginIdempotent(r.Context(), merchantID, key, hash, a.now().UTC(), a.staleAfter)
@@ -111,6 +115,13 @@ func (a *api) replay(w http.ResponseWriter, r *http.Request, rec *gateway.Idempo
 func (a *api) logIdempotency(r *http.Request, what string, err error) {
 	a.log.LogAttrs(r.Context(), slog.LevelError, "idempotency "+what, slog.String("request_id", requestIDFrom(r.Context())),
 		slog.String("route", routeFrom(r.Context())), slog.String("err", err.Error()))
+}
+
+func modePrefix(livemode bool) string {
+	if livemode {
+		return "live:"
+	}
+	return "test:"
 }
 
 // requestHash identifies a request for idempotency: the same key may only be replayed for the

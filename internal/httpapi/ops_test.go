@@ -271,7 +271,7 @@ func TestOpenAPIWalk(t *testing.T) {
 	ok("POST", "/v1/refunds", map[string]any{"payment_id": pending.ID})
 	merchantID := merchantIDOf(t, e, sk)
 	inFlight := func(path string, body string) {
-		if _, _, err := e.store.BeginIdempotent(context.Background(), merchantID, "held-"+path, requestHash("POST", path, []byte(body)), e.clock.Now(), IdempotencyTTL); err != nil {
+		if _, _, err := e.store.BeginIdempotent(context.Background(), merchantID, "test:held-"+path, requestHash("POST", path, []byte(body)), e.clock.Now(), IdempotencyTTL); err != nil {
 			t.Fatal(err)
 		}
 		withKey("POST", path, "held-"+path, body)
