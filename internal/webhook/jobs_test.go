@@ -236,3 +236,14 @@ func TestFanOutThenDeliver(t *testing.T) {
 		t.Fatalf("receiver got %d requests, want 1", len(rc.requests()))
 	}
 }
+
+func TestWorkersRegisterWithRiver(t *testing.T) {
+	d := NewDispatcher(DispatcherConfig{Store: newMemStore()})
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, NewDeliverWorker(d)); err != nil {
+		t.Fatalf("deliver worker: %v", err)
+	}
+	if err := river.AddWorkerSafely(workers, NewFanOutWorker(newMemStore(), &fakeInserter{})); err != nil {
+		t.Fatalf("fan-out worker: %v", err)
+	}
+}
