@@ -31,6 +31,11 @@ type Config struct {
 	// Extra mounts more routes on the same mux (wallet notifications, checkout pages). They get
 	// request ids, logging, metrics, panic recovery and the body limit, but no API key auth.
 	Extra func(mux *http.ServeMux)
+	// ExtraAPI mounts more merchant API routes, such as the webhook endpoints. Every route it
+	// mounts under /v1/ is authenticated before its handler runs (a missing, unknown or revoked
+	// key is answered 401 here); the handler learns the caller with Merchant(r) and should answer
+	// errors with writeError, the API's one error table.
+	ExtraAPI func(mux *http.ServeMux, writeError func(w http.ResponseWriter, r *http.Request, err error))
 	// IdempotencyStaleAfter is how long an idempotency key may stay in flight before a retry may
 	// take it over (the first request's process is presumed dead). Default 5 minutes: well above
 	// any wallet call's timeout, so a slow first request is never run twice.
@@ -49,6 +54,7 @@ type api struct {
 	metrics    *metrics
 	gatherer   prometheus.Gatherer
 	mux        *http.ServeMux
+	own        map[string]bool // the patterns of routes()
 }
 
 // New returns the API's handler.
@@ -77,7 +83,9 @@ func newAPI(cfg Config) *api {
 	a.gatherer = reg
 
 	a.mux = http.NewServeMux()
+	a.own = map[string]bool{}
 	for _, rt := range a.routes() {
+		a.own[rt.pattern] = true
 		h := a.handle(rt.handler)
 		if rt.idempotent {
 			h = a.idempotent(h)
@@ -90,7 +98,29 @@ func newAPI(cfg Config) *api {
 	if cfg.Extra != nil {
 		cfg.Extra(a.mux)
 	}
+	if cfg.ExtraAPI != nil {
+		cfg.ExtraAPI(a.mux, a.writeError)
+	}
 	return a
+}
+
+// foreignV1 reports whether pattern is a /v1/ route that another package mounted: it is
+// authenticated at dispatch, so that nothing under /v1/ is ever served without a key.
+func (a *api) foreignV1(pattern string) bool {
+	if !strings.HasPrefix(routeLabel(pattern), "/v1/") {
+		return false
+	}
+	return !a.own[pattern]
+}
+
+// Merchant returns the merchant and mode of the API key that authenticated r, for handlers
+// mounted with Config.ExtraAPI. ok is false when r was not authenticated.
+func Merchant(r *http.Request) (merchantID string, livemode bool, ok bool) {
+	k := keyFrom(r.Context())
+	if k == nil {
+		return "", false, false
+	}
+	return k.MerchantID, k.Livemode, true
 }
 
 // route is one endpoint of the API.

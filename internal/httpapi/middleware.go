@@ -91,6 +91,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.unmatched(rec, r)
 		return
 	}
+	if a.foreignV1(info.route) {
+		a.authenticate(a.mux).ServeHTTP(rec, r)
+		return
+	}
 	a.mux.ServeHTTP(rec, r)
 }
 

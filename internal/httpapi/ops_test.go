@@ -309,3 +309,41 @@ func TestOpenAPIWalk(t *testing.T) {
 		}
 	}
 }
+
+func TestExtraAPIRoutesAreAuthenticated(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.ExtraAPI = func(mux *http.ServeMux, writeError func(http.ResponseWriter, *http.Request, error)) {
+			mux.HandleFunc("GET /v1/things/{id}", func(w http.ResponseWriter, r *http.Request) {
+				merchantID, live, ok := Merchant(r)
+				if !ok {
+					t.Error("handler ran unauthenticated")
+				}
+				if r.PathValue("id") == "missing" {
+					writeError(w, r, payment.ErrNotFound("thing", "missing"))
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(map[string]any{"merchant": merchantID, "livemode": live})
+			})
+		}
+	})
+	merchantID, sk := e.merchant(true)
+	if res := e.do(req{method: "GET", path: "/v1/things/1"}); res.status != http.StatusUnauthorized || res.apiError(t).Code != "api_key_missing" {
+		t.Fatalf("no key: %d %s", res.status, res.body)
+	}
+	res := e.do(req{method: "GET", path: "/v1/things/1", secret: sk})
+	var got struct {
+		Merchant string
+		Livemode bool
+	}
+	res.decode(t, &got)
+	if res.status != http.StatusOK || got.Merchant != merchantID || !got.Livemode {
+		t.Fatalf("with key: %d %s", res.status, res.body)
+	}
+	if res := e.do(req{method: "GET", path: "/v1/things/missing", secret: sk}); res.status != http.StatusNotFound || res.apiError(t).Code != "resource_missing" {
+		t.Fatalf("error through writeError: %d %s", res.status, res.body)
+	}
+	if !strings.Contains(string(e.do(req{method: "GET", path: "/metrics"}).body), `route="/v1/things/{id}"`) {
+		t.Fatal("extra route not labelled in metrics")
+	}
+}
