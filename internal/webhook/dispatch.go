@@ -218,13 +218,9 @@ func (d *Dispatcher) Send(ctx context.Context, ep *Endpoint, ev *payment.Event, 
 
 func (d *Dispatcher) post(ctx context.Context, client *http.Client, target string, h http.Header, body []byte) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
-	defer func() {
-		if cancel != nil {
-			cancel()
-		}
-	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	req.Header = h
@@ -232,11 +228,11 @@ func (d *Dispatcher) post(ctx context.Context, client *http.Client, target strin
 	req.Header.Set("User-Agent", "Hutong-Webhooks/1.0")
 	resp, err := client.Do(req)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	// The caller reads the body; cancel once it has been closed.
+	// The timeout also bounds reading the body; it is released when the caller closes it.
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-	cancel = nil
 	return resp, nil
 }
 

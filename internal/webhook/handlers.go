@@ -299,6 +299,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 		return fmt.Errorf("webhook: encode response: %w", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store") // creation and rotation answers carry a secret
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 	return nil
