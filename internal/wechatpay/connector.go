@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
@@ -40,6 +41,12 @@ type Connector struct {
 	notify   *notify.Handler
 	skew     *skewMeter
 	log      *slog.Logger
+
+	// On-demand certificate refreshes (certificate modes), at most one per refreshEvery.
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+	closed      bool
+	refreshes   sync.WaitGroup
 
 	native  native.NativeApiService
 	jsapi   jsapi.JsapiApiService
@@ -148,7 +155,42 @@ func (c *Connector) startDownloader(ctx context.Context, hc *http.Client) error 
 func (c *Connector) Close() {
 	if c.mgr != nil {
 		c.mgr.Stop()
+		c.refreshMu.Lock()
+		c.closed = true
+		c.refreshMu.Unlock()
+		c.refreshes.Wait()
 	}
+}
+
+// refreshEvery bounds on-demand certificate downloads, which forged notifications can trigger.
+const refreshEvery = 10 * time.Minute
+
+// refreshCertificatesFor downloads the platform certificates again, in the background, when a
+// message names a serial we do not have: WeChat Pay may start signing with a new certificate
+// before the SDK's daily refresh. The message itself is still refused; WeChat Pay retries it.
+func (c *Connector) refreshCertificatesFor(ctx context.Context, serial string) {
+	if c.mgr == nil || serial == c.cfg.PublicKeyID {
+		return
+	}
+	if _, ok := c.mgr.GetCertificate(ctx, c.cfg.MchID, serial); ok {
+		return
+	}
+	now := time.Now()
+	c.refreshMu.Lock()
+	if c.closed || (!c.lastRefresh.IsZero() && now.Sub(c.lastRefresh) < refreshEvery) {
+		c.refreshMu.Unlock()
+		return
+	}
+	c.lastRefresh = now
+	c.refreshes.Add(1)
+	c.refreshMu.Unlock()
+	c.log.Info("wechatpay: refreshing platform certificates for an unknown serial", "provider", "wechatpay", "serial", truncate(serial, 64))
+	go func() {
+		defer c.refreshes.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+		defer cancel()
+		c.mgr.DownloadCertificates(ctx)
+	}()
 }
 
 // Name reports the wallet this connector speaks to.

@@ -442,3 +442,41 @@ func TestSandboxCertificateModeChecksKeyAtStart(t *testing.T) {
 		t.Fatal("New succeeded with a wrong APIv3 key")
 	}
 }
+
+// A notification naming a certificate serial we do not have makes the connector download the
+// platform certificates again (once per refreshEvery), for rotations between daily refreshes.
+func TestSandboxUnknownSerialRefreshesCertificates(t *testing.T) {
+	s := startSandbox(t)
+	cfg := s.config(ModeBoth, "")
+	rt := &serialRecorder{}
+	cfg.base = rt
+	c, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	downloads := func() (n int) {
+		for path := range rt.seen() {
+			if path == "/v3/certificates" {
+				n++
+			}
+		}
+		return n
+	}
+	if downloads() != 1 {
+		t.Fatalf("%d downloads at start, want 1", downloads())
+	}
+	h := c.NotificationHandler(&fakeApplier{}, nil)
+	for range 2 {
+		w := serve(h, notification{eventType: "TRANSACTION.SUCCESS", serial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+			plaintext: transactionJSON(s.creds.MchID, s.creds.AppID, "HTorder0001", "SUCCESS", 1)}.request(t))
+		if w.Code != 401 {
+			t.Fatalf("unknown serial: status %d, want 401", w.Code)
+		}
+	}
+	// The public key's id is not a certificate: no download for it.
+	_ = serve(h, notification{eventType: "TRANSACTION.SUCCESS", serial: s.creds.PublicKeyID, plaintext: []byte(`{}`)}.request(t))
+	c.Close() // waits for the background download
+	if downloads() != 2 {
+		t.Fatalf("%d downloads, want 2 (one refresh for two notifications)", downloads())
+	}
+}

@@ -171,6 +171,7 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 	}
 	message := tsText + "\n" + nonce + "\n" + string(body) + "\n"
 	if err := h.c.verifier.Verify(ctx, serial, message, sig); err != nil {
+		h.c.refreshCertificatesFor(ctx, serial)
 		return reject(http.StatusUnauthorized, "notification", ReasonBadSignature, "signature verification failed", err)
 	}
 	walletTime := time.Unix(ts, 0)
@@ -211,7 +212,9 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 		if err != nil {
 			return applyError("payment", ReasonUnknownPayment, err)
 		}
-		fields["payment_id"], fields["result_status"] = p.ID, string(p.Status)
+		if p != nil {
+			fields["payment_id"], fields["result_status"] = p.ID, string(p.Status)
+		}
 		return outcome{status: http.StatusNoContent, kind: "payment"}
 
 	case eventRefundSuccess, eventRefundClosed, eventRefundAbnormal:
@@ -230,7 +233,9 @@ func (h *notificationHandler) handle(ctx context.Context, w http.ResponseWriter,
 		if err != nil {
 			return applyError("refund", ReasonUnknownRefund, err)
 		}
-		fields["refund_id"], fields["result_status"] = rf.ID, string(rf.Status)
+		if rf != nil {
+			fields["refund_id"], fields["result_status"] = rf.ID, string(rf.Status)
+		}
 		return outcome{status: http.StatusNoContent, kind: "refund"}
 	}
 	// Authentic, but not an event we subscribe to: nothing to do, and retrying would not change that.

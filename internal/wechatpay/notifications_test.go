@@ -291,3 +291,6 @@ func TestNotificationSkewFromInjectedClock(t *testing.T) {
 		t.Fatalf("forged notification moved the skew from %v to %v", skew, s2)
 	}
 }
+
+// The gateway's use cases are what the handler applies through.
+var _ Applier = (*gateway.Service)(nil)
