@@ -40,7 +40,7 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 	}
 	now := s.clock()
 	r := &payment.Refund{
-		ID: payment.NewID("re"), Object: "refund", MerchantID: merchantID, PaymentID: p.ID, Status: payment.RefundPending,
+		ID: payment.NewID("re"), Object: "refund", MerchantID: merchantID, Livemode: p.Livemode, PaymentID: p.ID, Status: payment.RefundPending,
 		Amount: in.Amount, Currency: p.Currency, Reason: in.Reason, Provider: p.Provider,
 		ProviderRef: payment.RefundRef{OutRefundNo: payment.NewOutTradeNo()}, Metadata: in.Metadata,
 		CreatedAt: now, UpdatedAt: now,

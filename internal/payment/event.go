@@ -34,6 +34,7 @@ type Event struct {
 	ID         string          `json:"id"`
 	Object     string          `json:"object"` // always "event"
 	MerchantID string          `json:"-"`
+	Livemode   bool            `json:"livemode"`
 	Type       EventType       `json:"type"`
 	Data       json.RawMessage `json:"data"` // the object as it was after the change
 	CreatedAt  time.Time       `json:"created_at"`
@@ -52,7 +53,7 @@ func PaymentEvent(id string, p *Payment, now time.Time) (Event, error) {
 	default:
 		return Event{}, Errorf(Internal, "event_state", "no event for a %s payment", p.Status)
 	}
-	return newEvent(id, p.MerchantID, t, p, now)
+	return newEvent(id, p.MerchantID, p.Livemode, t, p, now)
 }
 
 // RefundEvent returns the event for r's current final status.
@@ -66,13 +67,13 @@ func RefundEvent(id string, r *Refund, now time.Time) (Event, error) {
 	default:
 		return Event{}, Errorf(Internal, "event_state", "no event for a %s refund", r.Status)
 	}
-	return newEvent(id, r.MerchantID, t, r, now)
+	return newEvent(id, r.MerchantID, r.Livemode, t, r, now)
 }
 
-func newEvent(id, merchantID string, t EventType, obj any, now time.Time) (Event, error) {
+func newEvent(id, merchantID string, livemode bool, t EventType, obj any, now time.Time) (Event, error) {
 	data, err := json.Marshal(obj)
 	if err != nil {
 		return Event{}, Errorf(Internal, "event_encode", "encode %s: %v", t, err)
 	}
-	return Event{ID: id, Object: "event", MerchantID: merchantID, Type: t, Data: data, CreatedAt: now}, nil
+	return Event{ID: id, Object: "event", MerchantID: merchantID, Livemode: livemode, Type: t, Data: data, CreatedAt: now}, nil
 }

@@ -22,6 +22,7 @@ type Refund struct {
 	ID             string            `json:"id"`
 	Object         string            `json:"object"` // always "refund"
 	MerchantID     string            `json:"-"`
+	Livemode       bool              `json:"livemode"`
 	PaymentID      string            `json:"payment_id"`
 	Status         RefundStatus      `json:"status"`
 	Amount         int64             `json:"amount"`
