@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core/notify"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
+	"github.com/wechatpay-apiv3/wechatpay-go/services/refunddomestic"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 )
@@ -141,4 +143,35 @@ func TestTimestampHeaderCanonical(t *testing.T) {
 			t.Fatalf("timestamp %q: status %d, want 401", ts, w.Code)
 		}
 	}
+}
+
+// FuzzWalletAnswers maps arbitrary query and refund answers (decoded as the SDK decodes them) and
+// Wechatpay-Timestamp values: no panic, and whatever is accepted is usable.
+func FuzzWalletAnswers(f *testing.F) {
+	f.Add(transactionJSON(testMchID, testAppID, "HTorder0001", "SUCCESS", 100), "1700000000")
+	f.Add(transactionJSON(testMchID, testAppID, "HTorder0001", "NOTPAY", 100), "-1")
+	f.Add(refundJSON(testMchID, "SUCCESS", 10), "99999999999999999999")
+	f.Add([]byte(`{"out_refund_no":"R","out_trade_no":"T","status":"SUCCESS","amount":{"refund":1,"currency":"CNY"},"success_time":"2018-06-08T10:34:56+08:00"}`), "")
+	f.Add([]byte(`{"status":"ABNORMAL"}`), "1e9")
+	c := unitConnector(f, nil, nil)
+	f.Fuzz(func(t *testing.T, body []byte, ts string) {
+		c.skew.observeHeader(ts)
+		var tx payments.Transaction
+		if json.Unmarshal(body, &tx) == nil {
+			if wp, err := c.walletPayment(&tx); err == nil {
+				if wp.OutTradeNo == "" || wp.Account != testMchID || wp.State == "" ||
+					(wp.State == gateway.WalletPaid && (wp.Amount <= 0 || wp.Currency != "CNY" || wp.TransactionID == "")) {
+					t.Fatalf("accepted %+v", wp)
+				}
+			}
+		}
+		var rf refunddomestic.Refund
+		if json.Unmarshal(body, &rf) == nil {
+			if wr, err := walletRefund(&rf); err == nil {
+				if wr.State == "" || (wr.State == gateway.RefundSuccess && wr.Amount <= 0) {
+					t.Fatalf("accepted %+v", wr)
+				}
+			}
+		}
+	})
 }
