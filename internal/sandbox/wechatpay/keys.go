@@ -74,8 +74,12 @@ const merchantSchema = `CREATE TABLE IF NOT EXISTS wx_merchant (
 	id                   INTEGER PRIMARY KEY CHECK (id = 1),
 	doc                  TEXT NOT NULL,
 	notification_signing TEXT NOT NULL DEFAULT 'public_key',
-	created_at           INTEGER NOT NULL
+	created_at           INTEGER NOT NULL,
+	next_refund_outcome  TEXT NOT NULL DEFAULT 'SUCCESS'
 )`
+
+// nextRefundOutcomeColumn is next_refund_outcome for tables an earlier version created.
+var nextRefundOutcomeColumn = column{"wx_merchant", "next_refund_outcome", "TEXT NOT NULL DEFAULT 'SUCCESS'"}
 
 // loadOrCreateMerchant returns the persisted merchant, generating it (and all its keys) on first start.
 func loadOrCreateMerchant(ctx context.Context, db *sql.DB, now time.Time) (*keyring, string, error) {

@@ -1,6 +1,7 @@
 package wechatpay
 
 import (
+	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
@@ -50,13 +51,9 @@ func (s *Sandbox) handleLoginCode(w http.ResponseWriter, r *http.Request) {
 	_, _ = rand.Read(sessionKey)
 	var unionid string
 	err := s.inTx(r.Context(), func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(r.Context(), `INSERT INTO wx_users (openid, unionid, created_at) VALUES (?, ?, ?) ON CONFLICT (openid) DO NOTHING`,
-			openid, newOpenID(), now.UnixNano())
-		if err != nil {
-			return fmt.Errorf("wechatpay sandbox: store user: %w", err)
-		}
-		if err := tx.QueryRowContext(r.Context(), `SELECT unionid FROM wx_users WHERE openid = ?`, openid).Scan(&unionid); err != nil {
-			return fmt.Errorf("wechatpay sandbox: read user: %w", err)
+		var err error
+		if unionid, err = userUnionID(r.Context(), tx, openid, now); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(r.Context(), `INSERT INTO wx_login_codes (code, openid, session_key, created_at) VALUES (?, ?, ?, ?)`,
 			code, openid, base64.StdEncoding.EncodeToString(sessionKey), now.UnixNano())
@@ -71,6 +68,20 @@ func (s *Sandbox) handleLoginCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeSandboxJSON(w, http.StatusOK, map[string]string{"code": code, "openid": openid, "unionid": unionid})
+}
+
+// userUnionID returns openid's unionid, making the user (with a fresh unionid) on first sight.
+func userUnionID(ctx context.Context, q querier, openid string, now time.Time) (string, error) {
+	_, err := q.ExecContext(ctx, `INSERT INTO wx_users (openid, unionid, created_at) VALUES (?, ?, ?) ON CONFLICT (openid) DO NOTHING`,
+		openid, newOpenID(), now.UnixNano())
+	if err != nil {
+		return "", fmt.Errorf("wechatpay sandbox: store user: %w", err)
+	}
+	var unionid string
+	if err := q.QueryRowContext(ctx, `SELECT unionid FROM wx_users WHERE openid = ?`, openid).Scan(&unionid); err != nil {
+		return "", fmt.Errorf("wechatpay sandbox: read user: %w", err)
+	}
+	return unionid, nil
 }
 
 type wxError struct {

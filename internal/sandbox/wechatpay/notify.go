@@ -148,16 +148,20 @@ type refundNoticeAmount struct {
 }
 
 func (s *Sandbox) notifyRefund(ctx context.Context, rf *refund) error {
-	plain, err := marshalJSON(refundNotice{
+	notice := refundNotice{
 		MchID: rf.MchID, TransactionID: rf.TransactionID, OutTradeNo: rf.OutTradeNo, RefundID: rf.RefundID,
-		OutRefundNo: rf.OutRefundNo, RefundStatus: rf.Status, SuccessTime: formatTime(rf.SuccessAt),
-		UserReceivedAccount: userReceivedAccount,
-		Amount:              refundNoticeAmount{Total: rf.Total, Refund: rf.Amount, PayerTotal: rf.Total, PayerRefund: rf.Amount},
-	})
+		OutRefundNo: rf.OutRefundNo, RefundStatus: rf.Status, UserReceivedAccount: userReceivedAccount,
+		Amount: refundNoticeAmount{Total: rf.Total, Refund: rf.Amount, PayerTotal: rf.Total, PayerRefund: rf.Amount},
+	}
+	settledAt := rf.DueAt // ABNORMAL and CLOSED have no success_time
+	if !rf.SuccessAt.IsZero() {
+		notice.SuccessTime, settledAt = formatTime(rf.SuccessAt), rf.SuccessAt
+	}
+	plain, err := marshalJSON(notice)
 	if err != nil {
 		return err
 	}
-	ev := event{ID: rf.EventID, CreateTime: formatTime(rf.SuccessAt), EventType: "REFUND." + rf.Status, Summary: "退款成功",
+	ev := event{ID: rf.EventID, CreateTime: formatTime(settledAt), EventType: "REFUND." + rf.Status, Summary: refundSummary[rf.Status],
 		OriginalType: "refund", Plaintext: plain}
 	if err := s.enqueue(ctx, ev, rf.NotifyURL); err != nil {
 		return err

@@ -67,6 +67,12 @@ const ordersSchema = `CREATE TABLE IF NOT EXISTS wx_orders (
 
 const ordersIndex = `CREATE INDEX IF NOT EXISTS wx_orders_success ON wx_orders (success_at) WHERE success_at IS NOT NULL`
 
+// ordersNativeIndex finds a Native order by its code_url, which lives only in the stored answer.
+const ordersNativeIndex = `CREATE INDEX IF NOT EXISTS wx_orders_native ON wx_orders (answer) WHERE trade_type = 'NATIVE'`
+
+// codeURLPrefix starts every Native code_url; the token after it names the order.
+const codeURLPrefix = "weixin://wxpay/bizpayurl?pr="
+
 // order is one prepaid order. State is the stored state; an unpaid order past its expiry reads as CLOSED.
 type order struct {
 	MchID, OutTradeNo, AppID, TradeType, Description, Attach, NotifyURL string
@@ -115,6 +121,21 @@ func scanOrder(row scanner) (*order, error) {
 
 func getOrder(ctx context.Context, q querier, mchid, outTradeNo string) (*order, error) {
 	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM wx_orders WHERE mchid = ? AND out_trade_no = ?`, mchid, outTradeNo))
+}
+
+// getNativeOrder finds the Native order whose code_url ends in token.
+func getNativeOrder(ctx context.Context, q querier, mchid, token string) (*order, error) {
+	answer, err := marshalJSON(map[string]string{"code_url": codeURLPrefix + token})
+	if err != nil {
+		return nil, err
+	}
+	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM wx_orders WHERE mchid = ? AND trade_type = ? AND answer = ?`,
+		mchid, tradeNative, string(answer)))
+}
+
+// getOrderByPrepayID finds an order by its prepay_id (JSAPI, APP, and H5 whose h5_url ends in it).
+func getOrderByPrepayID(ctx context.Context, q querier, mchid, prepayID string) (*order, error) {
+	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM wx_orders WHERE mchid = ? AND prepay_id = ?`, mchid, prepayID))
 }
 
 func getOrderByTransactionID(ctx context.Context, q querier, mchid, transactionID string) (*order, error) {
@@ -356,7 +377,7 @@ func (s *Sandbox) prepay(tradeType string) apiFunc {
 			var ans any
 			switch tradeType {
 			case tradeNative:
-				ans = map[string]string{"code_url": "weixin://wxpay/bizpayurl?pr=" + randomString(alnum, 9)}
+				ans = map[string]string{"code_url": codeURLPrefix + randomString(alnum, 9)}
 			case tradeH5:
 				ans = map[string]string{"h5_url": s.base(c.r) + "/sandbox/wechatpay/h5/" + prepayID}
 			default:
@@ -542,32 +563,51 @@ func (s *Sandbox) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeSandboxError(w, http.StatusNotFound, "ORDER_NOT_EXIST", "no such order for this mchid")
 		return
 	}
-	if len(req.OpenID) > 128 {
+	if len(req.OpenID) > maxOpenIDLen {
 		writeSandboxError(w, http.StatusBadRequest, "PARAM_ERROR", "openid longer than 128 characters")
 		return
 	}
+	outTradeNo := r.PathValue("out_trade_no")
+	paid, err := s.payOrder(r.Context(), func(q querier) (*order, error) {
+		return getOrder(r.Context(), q, mchid, outTradeNo)
+	}, req.OpenID, newOpenID)
+	if err != nil {
+		s.writePayerError(w, err)
+		return
+	}
+	writeSandboxJSON(w, http.StatusOK, paid.transaction(stateSuccess))
+}
+
+// maxOpenIDLen is WeChat's limit on payer.openid.
+const maxOpenIDLen = 128
+
+// payOrder is the payer paying the order find locates: the order succeeds and its TRANSACTION.SUCCESS
+// is handed to the sender. openid names the payer; a JSAPI order can only be paid by the payer it was
+// placed for; an order placed without one is paid by openid, or by defaultPayer() when that is empty.
+// It fails with errNoOrder, an *apiError (409: the order cannot be paid), or a storage error.
+func (s *Sandbox) payOrder(ctx context.Context, find func(q querier) (*order, error), openid string, defaultPayer func() string) (*order, error) {
 	now := s.now()
 	var paid *order
-	err := s.inTx(r.Context(), func(tx *sql.Tx) error {
-		o, err := getOrder(r.Context(), tx, mchid, r.PathValue("out_trade_no"))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		o, err := find(tx)
 		if err != nil {
 			return err
 		}
 		if st := o.tradeState(now); st != stateNotPay {
-			return &apiError{Status: http.StatusConflict, Code: "ORDER_STATE_" + st, Message: "order cannot be paid: " + stateDesc[st]}
+			return notPayable(st)
 		}
-		openid := o.PayerOpenID
+		payer := o.PayerOpenID
 		switch {
-		case openid != "" && req.OpenID != "" && req.OpenID != openid:
+		case payer != "" && openid != "" && openid != payer:
 			return &apiError{Status: http.StatusConflict, Code: "OPENID_MISMATCH", Message: "this JSAPI order was placed for another payer"}
-		case openid == "" && req.OpenID != "":
-			openid = req.OpenID
-		case openid == "":
-			openid = newOpenID()
+		case payer == "" && openid != "":
+			payer = openid
+		case payer == "":
+			payer = defaultPayer()
 		}
-		o.State, o.PayerOpenID, o.TransactionID, o.BankType = stateSuccess, openid, newTransactionID(now), "OTHERS"
+		o.State, o.PayerOpenID, o.TransactionID, o.BankType = stateSuccess, payer, newTransactionID(now), "OTHERS"
 		o.SuccessAt, o.EventID = now, newEventID()
-		_, err = tx.ExecContext(r.Context(), `UPDATE wx_orders SET state = ?, payer_openid = ?, transaction_id = ?, bank_type = ?,
+		_, err = tx.ExecContext(ctx, `UPDATE wx_orders SET state = ?, payer_openid = ?, transaction_id = ?, bank_type = ?,
 			success_at = ?, event_id = ? WHERE mchid = ? AND out_trade_no = ?`,
 			o.State, o.PayerOpenID, o.TransactionID, o.BankType, now.UnixNano(), o.EventID, o.MchID, o.OutTradeNo)
 		if err != nil {
@@ -576,25 +616,34 @@ func (s *Sandbox) handlePay(w http.ResponseWriter, r *http.Request) {
 		paid = o
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("wechatpay sandbox: order paid", "out_trade_no", paid.OutTradeNo, "transaction_id", paid.TransactionID)
+	// The payment is recorded; its notification is handed over now, or at the next start if this fails.
+	if err := s.notifyTransaction(context.WithoutCancel(ctx), paid); err != nil {
+		s.log.Error("wechatpay sandbox: enqueue payment notification", "out_trade_no", paid.OutTradeNo, "err", err)
+	}
+	return paid, nil
+}
+
+// notPayable is the 409 a payer gets for an order in state st (closed, expired, paid).
+func notPayable(st string) *apiError {
+	return &apiError{Status: http.StatusConflict, Code: "ORDER_STATE_" + st, Message: "order cannot be paid: " + stateDesc[st]}
+}
+
+// writePayerError answers a payer action that failed: 404 unknown order, the apiError's own status, or 500.
+func (s *Sandbox) writePayerError(w http.ResponseWriter, err error) {
 	var ae *apiError
 	switch {
 	case errors.Is(err, errNoOrder):
 		writeSandboxError(w, http.StatusNotFound, "ORDER_NOT_EXIST", "no such order")
-		return
 	case errors.As(err, &ae):
 		writeSandboxError(w, ae.Status, ae.Code, ae.Message)
-		return
-	case err != nil:
-		s.log.Error("wechatpay sandbox: pay", "err", err)
+	default:
+		s.log.Error("wechatpay sandbox: payer action", "err", err)
 		writeSandboxError(w, http.StatusInternalServerError, "SYSTEM_ERROR", "could not record the payment")
-		return
 	}
-	s.log.Info("wechatpay sandbox: order paid", "out_trade_no", paid.OutTradeNo, "transaction_id", paid.TransactionID)
-	// The payment is recorded; its notification is handed over now, or at the next start if this fails.
-	if err := s.notifyTransaction(context.WithoutCancel(r.Context()), paid); err != nil {
-		s.log.Error("wechatpay sandbox: enqueue payment notification", "out_trade_no", paid.OutTradeNo, "err", err)
-	}
-	writeSandboxJSON(w, http.StatusOK, paid.transaction(stateSuccess))
 }
 
 // handleDecline is the payer cancelling at the payment sheet: nothing changes, as with WeChat.
@@ -620,7 +669,7 @@ func (s *Sandbox) handleDecline(w http.ResponseWriter, r *http.Request) {
 	}
 	st := o.tradeState(s.now())
 	if st != stateNotPay {
-		writeSandboxError(w, http.StatusConflict, "ORDER_STATE_"+st, "order cannot be paid: "+stateDesc[st])
+		s.writePayerError(w, notPayable(st))
 		return
 	}
 	writeSandboxJSON(w, http.StatusOK, o.transaction(st))

@@ -14,6 +14,8 @@ import (
 const (
 	refundProcessing = "PROCESSING"
 	refundSuccess    = "SUCCESS"
+	refundAbnormal   = "ABNORMAL" // the money could not reach the payer (e.g. a cancelled card)
+	refundClosed     = "CLOSED"   // the refund was given up; the money stays with the merchant
 	// maxRefundsPerOrder is WeChat's limit on partial refunds of one payment.
 	maxRefundsPerOrder  = 50
 	userReceivedAccount = "支付用户零钱"
@@ -38,8 +40,15 @@ const refundsSchema = `CREATE TABLE IF NOT EXISTS wx_refunds (
 	success_at     INTEGER,
 	event_id       TEXT,
 	notified       INTEGER NOT NULL DEFAULT 0,
+	outcome        TEXT NOT NULL DEFAULT 'SUCCESS',
 	PRIMARY KEY (mchid, out_refund_no)
 )`
+
+// refundOutcomeColumn is outcome for tables an earlier version created: the status the refund will settle in.
+var refundOutcomeColumn = column{"wx_refunds", "outcome", "TEXT NOT NULL DEFAULT 'SUCCESS'"}
+
+// refundSummary is the notification summary of each final refund status.
+var refundSummary = map[string]string{refundSuccess: "退款成功", refundAbnormal: "退款异常", refundClosed: "退款关闭"}
 
 const (
 	refundsOrderIndex   = `CREATE INDEX IF NOT EXISTS wx_refunds_order ON wx_refunds (mchid, out_trade_no)`
@@ -51,12 +60,13 @@ type refund struct {
 	Amount, Total                                           int64
 	Currency, Reason, NotifyURL, FundsAccount, RequestHash  string
 	Status, EventID                                         string
+	Outcome                                                 string // the status it settles in
 	CreatedAt, DueAt, SuccessAt                             time.Time
 	Notified                                                bool
 }
 
 const refundCols = `mchid, out_refund_no, refund_id, out_trade_no, transaction_id, amount, total, currency, reason, notify_url,
-	funds_account, request_hash, status, created_at, due_at, success_at, event_id, notified`
+	funds_account, request_hash, status, created_at, due_at, success_at, event_id, notified, outcome`
 
 var errNoRefund = errors.New("wechatpay sandbox: no such refund")
 
@@ -67,7 +77,7 @@ func scanRefund(row scanner) (*refund, error) {
 	var event sql.NullString
 	err := row.Scan(&rf.MchID, &rf.OutRefundNo, &rf.RefundID, &rf.OutTradeNo, &rf.TransactionID, &rf.Amount, &rf.Total,
 		&rf.Currency, &rf.Reason, &rf.NotifyURL, &rf.FundsAccount, &rf.RequestHash, &rf.Status, &created, &due, &success,
-		&event, &rf.Notified)
+		&event, &rf.Notified, &rf.Outcome)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoRefund
 	}
@@ -168,8 +178,9 @@ func refundHash(o *order, req refundRequest) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// createRefund answers POST /v3/refund/domestic/refunds. The refund starts PROCESSING and succeeds
-// after refundDelay, when REFUND.SUCCESS goes out.
+// createRefund answers POST /v3/refund/domestic/refunds. The refund starts PROCESSING and settles
+// after refundDelay, when its REFUND.* notification goes out: SUCCESS, unless the merchant settings
+// asked for the next refund to end ABNORMAL or CLOSED.
 func (s *Sandbox) createRefund(ctx context.Context, c *apiCall) (reply, error) {
 	var req refundRequest
 	if e := decodeJSON(c.body, &req); e != nil {
@@ -221,8 +232,9 @@ func (s *Sandbox) createRefund(ctx context.Context, c *apiCall) (reply, error) {
 			return invalidRequest("订单金额total与原订单金额不一致")
 		}
 		var refunded, count int64
-		err = tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM wx_refunds WHERE mchid = ? AND out_trade_no = ?`,
-			c.mchid, o.OutTradeNo).Scan(&refunded, &count)
+		// A closed refund gave its money back to the merchant: it can be refunded again.
+		err = tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN status = ? THEN 0 ELSE amount END), 0), COUNT(*)
+			FROM wx_refunds WHERE mchid = ? AND out_trade_no = ?`, refundClosed, c.mchid, o.OutTradeNo).Scan(&refunded, &count)
 		if err != nil {
 			return fmt.Errorf("wechatpay sandbox: sum refunds: %w", err)
 		}
@@ -232,8 +244,12 @@ func (s *Sandbox) createRefund(ctx context.Context, c *apiCall) (reply, error) {
 		if *req.Amount.Refund > o.Total-refunded {
 			return invalidRequest("申请退款金额超过订单可退金额（剩余可退%d分）", o.Total-refunded)
 		}
+		outcome, err := takeRefundOutcome(ctx, tx)
+		if err != nil {
+			return err
+		}
 		rf = &refund{
-			MchID: c.mchid, OutRefundNo: *req.OutRefundNo, RefundID: newRefundID(), OutTradeNo: o.OutTradeNo,
+			Outcome: outcome, MchID: c.mchid, OutRefundNo: *req.OutRefundNo, RefundID: newRefundID(), OutTradeNo: o.OutTradeNo,
 			TransactionID: o.TransactionID, Amount: *req.Amount.Refund, Total: o.Total, Currency: o.Currency,
 			NotifyURL: o.NotifyURL, FundsAccount: "AVAILABLE", RequestHash: hash, Status: refundProcessing,
 			CreatedAt: now, DueAt: now.Add(time.Duration(s.refundDelay.Load())),
@@ -245,10 +261,10 @@ func (s *Sandbox) createRefund(ctx context.Context, c *apiCall) (reply, error) {
 			rf.NotifyURL = *req.NotifyURL
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO wx_refunds (mchid, out_refund_no, refund_id, out_trade_no, transaction_id, amount,
-			total, currency, reason, notify_url, funds_account, request_hash, status, created_at, due_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			total, currency, reason, notify_url, funds_account, request_hash, status, created_at, due_at, outcome)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			rf.MchID, rf.OutRefundNo, rf.RefundID, rf.OutTradeNo, rf.TransactionID, rf.Amount, rf.Total, rf.Currency, rf.Reason,
-			rf.NotifyURL, rf.FundsAccount, rf.RequestHash, rf.Status, rf.CreatedAt.UnixNano(), rf.DueAt.UnixNano())
+			rf.NotifyURL, rf.FundsAccount, rf.RequestHash, rf.Status, rf.CreatedAt.UnixNano(), rf.DueAt.UnixNano(), rf.Outcome)
 		if err != nil {
 			return fmt.Errorf("wechatpay sandbox: insert refund: %w", err)
 		}
@@ -331,8 +347,9 @@ func (s *Sandbox) scheduleSettle(at time.Time) {
 	time.AfterFunc(max(at.Sub(s.now()), 0), func() { s.settleDueRefunds(context.Background()) })
 }
 
-// settleDueRefunds turns every PROCESSING refund whose time has come into SUCCESS and sends its
-// REFUND.SUCCESS notification. It is idempotent, so timers, queries and restarts may all call it.
+// settleDueRefunds turns every PROCESSING refund whose time has come into its outcome (SUCCESS,
+// ABNORMAL or CLOSED) and sends its REFUND.* notification. It is idempotent, so timers, queries and
+// restarts may all call it.
 func (s *Sandbox) settleDueRefunds(ctx context.Context) {
 	now := s.now()
 	var one int
@@ -361,11 +378,8 @@ func (s *Sandbox) settleDueRefunds(ctx context.Context) {
 			return fmt.Errorf("wechatpay sandbox: due refunds: %w", err)
 		}
 		for _, rf := range settled {
-			rf.Status, rf.SuccessAt, rf.EventID = refundSuccess, rf.DueAt, newEventID()
-			_, err := tx.ExecContext(ctx, `UPDATE wx_refunds SET status = ?, success_at = ?, event_id = ? WHERE mchid = ? AND out_refund_no = ?`,
-				rf.Status, rf.SuccessAt.UnixNano(), rf.EventID, rf.MchID, rf.OutRefundNo)
-			if err != nil {
-				return fmt.Errorf("wechatpay sandbox: settle refund: %w", err)
+			if err := settleRefund(ctx, tx, rf); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -379,4 +393,52 @@ func (s *Sandbox) settleDueRefunds(ctx context.Context) {
 			s.log.Error("wechatpay sandbox: enqueue refund notification", "out_refund_no", rf.OutRefundNo, "err", err)
 		}
 	}
+}
+
+// settleRefund moves one due refund to its outcome. Only a successful refund has a success_time.
+func settleRefund(ctx context.Context, tx *sql.Tx, rf *refund) error {
+	rf.Status, rf.EventID = rf.Outcome, newEventID()
+	if rf.Status != refundAbnormal && rf.Status != refundClosed {
+		rf.Status = refundSuccess
+	}
+	var successAt sql.NullInt64
+	if rf.Status == refundSuccess {
+		rf.SuccessAt = rf.DueAt
+		successAt = sql.NullInt64{Int64: rf.DueAt.UnixNano(), Valid: true}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE wx_refunds SET status = ?, success_at = ?, event_id = ? WHERE mchid = ? AND out_refund_no = ?`,
+		rf.Status, successAt, rf.EventID, rf.MchID, rf.OutRefundNo)
+	if err != nil {
+		return fmt.Errorf("wechatpay sandbox: settle refund: %w", err)
+	}
+	if rf.Status != refundClosed {
+		return nil
+	}
+	// With every refund of it closed, the order is simply paid again. [unverified: WeChat's own trade_state here]
+	_, err = tx.ExecContext(ctx, `UPDATE wx_orders SET state = ? WHERE mchid = ? AND out_trade_no = ? AND state = ?
+		AND NOT EXISTS (SELECT 1 FROM wx_refunds WHERE mchid = ? AND out_trade_no = ? AND status <> ?)`,
+		stateSuccess, rf.MchID, rf.OutTradeNo, stateRefund, rf.MchID, rf.OutTradeNo, refundClosed)
+	if err != nil {
+		return fmt.Errorf("wechatpay sandbox: reopen refunded order: %w", err)
+	}
+	return nil
+}
+
+// refundOutcomes are the values of the merchant setting refund_outcome and the statuses they settle in.
+var refundOutcomes = map[string]string{"success": refundSuccess, "abnormal": refundAbnormal, "closed": refundClosed}
+
+// takeRefundOutcome reads the outcome the next refund should have and resets it to SUCCESS: the
+// setting applies to one refund only.
+func takeRefundOutcome(ctx context.Context, tx *sql.Tx) (string, error) {
+	var outcome string
+	if err := tx.QueryRowContext(ctx, `SELECT next_refund_outcome FROM wx_merchant WHERE id = 1`).Scan(&outcome); err != nil {
+		return "", fmt.Errorf("wechatpay sandbox: read refund outcome: %w", err)
+	}
+	if outcome == refundSuccess {
+		return outcome, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE wx_merchant SET next_refund_outcome = ? WHERE id = 1`, refundSuccess); err != nil {
+		return "", fmt.Errorf("wechatpay sandbox: reset refund outcome: %w", err)
+	}
+	return outcome, nil
 }

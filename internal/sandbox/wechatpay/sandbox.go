@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ type Config struct {
 	BaseURL string           // the sandbox's own base URL, for bill download and H5 URLs; "" uses the request's Host
 	Now     func() time.Time // nil: time.Now
 	Logger  *slog.Logger     // nil: discard
+	// TimeScale compresses the sandbox's own delays (a refund settles after TimeScale × 1 s), as
+	// notify.Options.TimeScale compresses the retry schedule; <= 0 means 1.
+	TimeScale float64
 }
 
 // Credentials are what a merchant configures to talk to the sandbox (design.md, GET /sandbox/credentials).
@@ -63,9 +67,12 @@ type Sandbox struct {
 	signingMu           sync.RWMutex
 	notificationSigning string // "public_key" or "certificate"
 
-	// refundDelay is how long (in nanoseconds) a refund stays PROCESSING before it succeeds; tests shorten it.
+	// refundDelay is how long (in nanoseconds) a refund stays PROCESSING before it settles; tests shorten it.
 	refundDelay atomic.Int64
 }
+
+// refundDelay at TimeScale 1: long enough to be seen PROCESSING, short enough for a demo.
+const baseRefundDelay = time.Second
 
 const (
 	walletName  = "wechatpay"
@@ -88,7 +95,11 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 		db: cfg.DB, sender: cfg.Sender, faults: cfg.Faults, baseURL: strings.TrimRight(cfg.BaseURL, "/"),
 		now: cfg.Now, log: cfg.Logger,
 	}
-	s.refundDelay.Store(int64(time.Second))
+	scale := cfg.TimeScale
+	if !(scale > 0) || math.IsInf(scale, 0) {
+		scale = 1
+	}
+	s.refundDelay.Store(int64(float64(baseRefundDelay) * scale))
 	if s.faults == nil {
 		s.faults = faults.New()
 	}
@@ -103,6 +114,11 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 			return nil, fmt.Errorf("wechatpay sandbox: create tables: %w", err)
 		}
 	}
+	for _, c := range addedColumns {
+		if err := c.add(ctx, s.db); err != nil {
+			return nil, err
+		}
+	}
 	keys, signing, err := loadOrCreateMerchant(ctx, s.db, s.now())
 	if err != nil {
 		return nil, err
@@ -115,8 +131,30 @@ func New(ctx context.Context, cfg Config) (*Sandbox, error) {
 	return s, nil
 }
 
-var schema = []string{merchantSchema, ordersSchema, ordersIndex, refundsSchema, refundsOrderIndex, refundsSuccessIndex,
-	billsSchema, loginCodesSchema, usersSchema}
+var schema = []string{merchantSchema, ordersSchema, ordersIndex, ordersNativeIndex, refundsSchema, refundsOrderIndex,
+	refundsSuccessIndex, billsSchema, loginCodesSchema, usersSchema, oauthCodesSchema}
+
+// addedColumns are columns added since the tables were first released; databases written by an
+// earlier version get them at start.
+var addedColumns = []column{nextRefundOutcomeColumn, refundOutcomeColumn}
+
+type column struct{ table, name, decl string }
+
+func (c column) add(ctx context.Context, db *sql.DB) error {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.name).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("wechatpay sandbox: inspect %s: %w", c.table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err = db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.decl)
+	if err != nil && !strings.Contains(err.Error(), "duplicate column") { // another process may have just added it
+		return fmt.Errorf("wechatpay sandbox: add %s.%s: %w", c.table, c.name, err)
+	}
+	return nil
+}
 
 // Credentials returns the sandbox merchant's account, keys included.
 func (s *Sandbox) Credentials() Credentials {
@@ -149,6 +187,22 @@ func (s *Sandbox) Register(mux *http.ServeMux) {
 	})
 
 	mux.HandleFunc("GET /sns/jscode2session", s.jscode2session)
+	mux.HandleFunc("GET /connect/oauth2/authorize", s.oauthAuthorize)
+	mux.HandleFunc("GET /sns/oauth2/access_token", s.oauthAccessToken)
+
+	mux.HandleFunc("GET /sandbox/wechatpay/scan", s.handleScan)
+	mux.HandleFunc("GET /sandbox/wechatpay/native/{token}", s.handleNativePage)
+	mux.HandleFunc("POST /sandbox/wechatpay/native/{token}/pay", s.handleNativePay)
+	mux.HandleFunc("POST /sandbox/wechatpay/native/{token}/decline", s.handleNativeDecline)
+	mux.HandleFunc("GET /sandbox/wechatpay/h5/{prepay_id}", s.handleH5Page)
+	mux.HandleFunc("POST /sandbox/wechatpay/h5/{prepay_id}/pay", s.handleH5Pay)
+	mux.HandleFunc("POST /sandbox/wechatpay/h5/{prepay_id}/decline", s.handleH5Decline)
+
+	mux.HandleFunc("GET /sandbox/wechatpay/bridge.js", s.handleBridgeJS)
+	mux.Handle("POST /sandbox/wechatpay/jsapi/verify", cors(http.HandlerFunc(s.handleJSAPIVerify)))
+	mux.Handle("POST /sandbox/wechatpay/jsapi/pay", cors(http.HandlerFunc(s.handleJSAPIPay)))
+	mux.Handle("OPTIONS /sandbox/wechatpay/jsapi/verify", cors(http.NotFoundHandler())) // cors answers preflights itself
+	mux.Handle("OPTIONS /sandbox/wechatpay/jsapi/pay", cors(http.NotFoundHandler()))
 
 	mux.HandleFunc("POST /sandbox/wechatpay/transactions/{out_trade_no}/pay", s.handlePay)
 	mux.HandleFunc("POST /sandbox/wechatpay/transactions/{out_trade_no}/decline", s.handleDecline)
@@ -347,7 +401,7 @@ func (s *Sandbox) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (s *Sandbox) handleGetMerchant(w http.ResponseWriter, r *http.Request) {
-	writeSandboxJSON(w, http.StatusOK, s.merchantSettings())
+	s.writeMerchantSettings(w, r)
 }
 
 type merchantSettings struct {
@@ -355,31 +409,59 @@ type merchantSettings struct {
 	NotificationSigning string   `json:"notification_signing"`
 	PublicKeyID         string   `json:"public_key_id"`
 	PlatformSerials     []string `json:"platform_certificate_serials"`
+	RefundOutcome       string   `json:"refund_outcome"` // what the next refund settles in
 }
 
-func (s *Sandbox) merchantSettings() merchantSettings {
+func (s *Sandbox) writeMerchantSettings(w http.ResponseWriter, r *http.Request) {
 	m := merchantSettings{MchID: s.keys.doc.MchID, NotificationSigning: s.signingMode(), PublicKeyID: s.keys.publicKey.serial}
 	for _, c := range s.keys.certs {
 		m.PlatformSerials = append(m.PlatformSerials, c.serial)
 	}
-	return m
+	var outcome string
+	if err := s.db.QueryRowContext(r.Context(), `SELECT next_refund_outcome FROM wx_merchant WHERE id = 1`).Scan(&outcome); err != nil {
+		s.log.Error("wechatpay sandbox: read refund outcome", "err", err)
+		writeSandboxError(w, http.StatusInternalServerError, "SYSTEM_ERROR", "could not read the settings")
+		return
+	}
+	m.RefundOutcome = strings.ToLower(outcome)
+	writeSandboxJSON(w, http.StatusOK, m)
 }
 
-// handlePutMerchant switches which key signs notifications, as a merchant migrating between
-// platform certificates and the WeChat Pay public key would see it.
+// handlePutMerchant changes the merchant's settings: which key signs notifications, as a merchant
+// migrating between platform certificates and the WeChat Pay public key would see it, and how the
+// next refund ends ("success", "abnormal" or "closed"; it applies to one refund, then reverts to success).
 func (s *Sandbox) handlePutMerchant(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		NotificationSigning *string `json:"notification_signing"`
+		RefundOutcome       *string `json:"refund_outcome"`
 	}
 	if !readSandboxBody(w, r, &req) {
 		return
 	}
-	if req.NotificationSigning != nil {
-		mode := *req.NotificationSigning
-		if mode != signingPub && mode != signingCert {
-			writeSandboxError(w, http.StatusBadRequest, "PARAM_ERROR", `notification_signing must be "public_key" or "certificate"`)
+	if mode := req.NotificationSigning; mode != nil && *mode != signingPub && *mode != signingCert {
+		writeSandboxError(w, http.StatusBadRequest, "PARAM_ERROR", `notification_signing must be "public_key" or "certificate"`)
+		return
+	}
+	var outcome string
+	if req.RefundOutcome != nil {
+		var ok bool
+		if outcome, ok = refundOutcomes[*req.RefundOutcome]; !ok {
+			writeSandboxError(w, http.StatusBadRequest, "PARAM_ERROR", `refund_outcome must be "success", "abnormal" or "closed"`)
 			return
 		}
+	}
+	fail := func(err error) {
+		s.log.Error("wechatpay sandbox: store merchant settings", "err", err)
+		writeSandboxError(w, http.StatusInternalServerError, "SYSTEM_ERROR", "could not store the setting")
+	}
+	if outcome != "" {
+		if _, err := s.db.ExecContext(r.Context(), `UPDATE wx_merchant SET next_refund_outcome = ? WHERE id = 1`, outcome); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if req.NotificationSigning != nil {
+		mode := *req.NotificationSigning
 		s.signingMu.Lock()
 		_, err := s.db.ExecContext(r.Context(), `UPDATE wx_merchant SET notification_signing = ? WHERE id = 1`, mode)
 		if err == nil {
@@ -387,12 +469,11 @@ func (s *Sandbox) handlePutMerchant(w http.ResponseWriter, r *http.Request) {
 		}
 		s.signingMu.Unlock()
 		if err != nil {
-			s.log.Error("wechatpay sandbox: store notification signing", "err", err)
-			writeSandboxError(w, http.StatusInternalServerError, "SYSTEM_ERROR", "could not store the setting")
+			fail(err)
 			return
 		}
 	}
-	writeSandboxJSON(w, http.StatusOK, s.merchantSettings())
+	s.writeMerchantSettings(w, r)
 }
 
 func (s *Sandbox) signingMode() string {
