@@ -1,0 +1,72 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hutong-pay/hutong/internal/gateway"
+	"github.com/hutong-pay/hutong/internal/payment"
+)
+
+// insertEvents writes the events of a change to merchantID's objects in the change's
+// transaction (the outbox). An event for another merchant is refused: it would leak.
+func insertEvents(ctx context.Context, tx pgx.Tx, merchantID string, events []payment.Event) error {
+	for _, e := range events {
+		if e.ID == "" || e.Type == "" || e.MerchantID != merchantID {
+			return payment.Errorf(payment.Internal, "event_invalid", "event %q of type %q for merchant %q cannot be written with a change to merchant %q's objects",
+				e.ID, e.Type, e.MerchantID, merchantID)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO events (id, merchant_id, type, data, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			e.ID, e.MerchantID, string(e.Type), string(e.Data), norm(e.CreatedAt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListEvents returns the merchant's events newest first (by created_at, then id), after the
+// event f.StartingAfter, which must be the merchant's.
+func (s *Store) ListEvents(ctx context.Context, merchantID string, f gateway.EventFilter) ([]*payment.Event, error) {
+	q := `SELECT id, merchant_id, type, data, created_at FROM events WHERE merchant_id = $1`
+	args := []any{merchantID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Type != "" {
+		q += ` AND type = ` + arg(string(f.Type))
+	}
+	if f.StartingAfter != "" {
+		var created time.Time
+		err := s.pool.QueryRow(ctx, `SELECT created_at FROM events WHERE id = $1 AND merchant_id = $2`, f.StartingAfter, merchantID).Scan(&created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, wrap("list events", payment.ErrNotFound("event", f.StartingAfter))
+		}
+		if err != nil {
+			return nil, wrap("list events", err)
+		}
+		q += ` AND (created_at, id) < (` + arg(created) + `, ` + arg(f.StartingAfter) + `)`
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(pageLimit(f.Limit))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list events", err)
+	}
+	defer rows.Close()
+	list := []*payment.Event{}
+	for rows.Next() {
+		e := payment.Event{Object: "event"}
+		var typ string
+		var data []byte
+		if err := rows.Scan(&e.ID, &e.MerchantID, &typ, &data, &e.CreatedAt); err != nil {
+			return nil, wrap("list events", err)
+		}
+		e.Type, e.Data, e.CreatedAt = payment.EventType(typ), data, e.CreatedAt.UTC()
+		list = append(list, &e)
+	}
+	return list, wrap("list events", rows.Err())
+}

@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hutong-pay/hutong/internal/gateway"
+	"github.com/hutong-pay/hutong/internal/payment"
+	"github.com/hutong-pay/hutong/internal/store/migrate"
+	"github.com/hutong-pay/hutong/internal/store/storetest"
+)
+
+var ctx = context.Background()
+
+// testURL returns the test server's URL. Without one the tests fail, loudly: a green run that
+// never touched PostgreSQL would claim what it did not check.
+func testURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("HUTONG_TEST_POSTGRES_URL")
+	if url != "" {
+		return url
+	}
+	if os.Getenv("HUTONG_SKIP_POSTGRES") == "1" {
+		t.Skip("HUTONG_SKIP_POSTGRES=1: PostgreSQL store tests skipped on request")
+	}
+	t.Fatal("HUTONG_TEST_POSTGRES_URL is not set. Start a throwaway PostgreSQL with\n" +
+		"\teval \"$(scripts/testpg.sh)\"\n" +
+		"(from the repository root; `scripts/testpg.sh stop` ends it), or set HUTONG_SKIP_POSTGRES=1 to skip these tests explicitly.")
+	return ""
+}
+
+// freshSchema creates an empty schema for one test and returns a URL whose connections use it,
+// so that tests run in parallel and repeatedly without seeing each other's tables.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	base := testURL(t)
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to HUTONG_TEST_POSTGRES_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	schema := "test_" + strings.ToLower(payment.RandomString(16))
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return withParam(base, "search_path", schema)
+}
+
+// withParam adds a connection parameter to a URL or key=value connection string.
+func withParam(conn, key, value string) string {
+	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
+		sep := "?"
+		if strings.Contains(conn, "?") {
+			sep = "&"
+		}
+		return conn + sep + key + "=" + value
+	}
+	return conn + " " + key + "=" + value
+}
+
+func openTest(t testing.TB, url string) *Store {
+	t.Helper()
+	s, err := Open(ctx, url, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	testURL(t) // fail (or skip) once, not in every subtest
+	storetest.Run(t, func(t *testing.T) gateway.Store { return openTest(t, freshSchema(t)) })
+}
+
+func TestOpenRefusesOutdatedSchema(t *testing.T) {
+	url := freshSchema(t)
+	_, err := Open(ctx, url, Options{})
+	if !errors.Is(err, migrate.ErrSchemaBehind) || !strings.Contains(err.Error(), "version 0") ||
+		!strings.Contains(err.Error(), "0001_init.sql") || !strings.Contains(err.Error(), "hutong migrate") {
+		t.Fatalf("open of an empty schema: %v, want a schema-behind error naming the versions", err)
+	}
+	s := openTest(t, url)
+	cur, latest, err := s.SchemaVersion(ctx)
+	if err != nil || cur != latest || latest < 1 {
+		t.Fatalf("schema version %d of %d (%v)", cur, latest, err)
+	}
+	again, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatalf("open of a migrated schema: %v", err)
+	}
+	again.Close()
+
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, 'future.sql')`, latest+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, url, Options{}); !errors.Is(err, migrate.ErrSchemaAhead) {
+		t.Fatalf("open of a newer schema: %v", err)
+	}
+	if err := s.Migrate(ctx); !errors.Is(err, migrate.ErrSchemaAhead) {
+		t.Fatalf("migrate of a newer schema: %v", err)
+	}
+}
+
+// Nodes starting together all migrate: each file must run once and none may fail.
+func TestConcurrentMigrate(t *testing.T) {
+	url := freshSchema(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(ctx, url, Options{Migrate: true})
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openTest(t, url)
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(s.migrations) {
+		t.Fatalf("%d schema_migrations rows (%v), want %d", n, err, len(s.migrations))
+	}
+}
+
+func TestOpenHidesPassword(t *testing.T) {
+	_, err := Open(ctx, "postgres://u:s3cret@127.0.0.1:1/db?sslmode=bogus", Options{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("got %v, want an error without the password", err)
+	}
+	_, err = Open(ctx, "postgres://u:s3cret@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", Options{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("got %v, want an error without the password", err)
+	}
+}
