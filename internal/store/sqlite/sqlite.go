@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -116,6 +118,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if s.maxBatch <= 0 {
 		s.maxBatch = 128
 	}
+
+	// Payments are private: the file (and SQLite's -wal and -shm, which copy its mode) is the
+	// owner's alone. The data folder is created if needed.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	f.Close()
 
 	q := url.Values{}
 	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -210,5 +211,69 @@ func TestCanceledAndClosed(t *testing.T) {
 	s2.Close()
 	if err := s2.CreateMerchant(ctx, m); !errors.Is(err, errClosed) {
 		t.Fatalf("write after close: %v", err)
+	}
+}
+
+func TestFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "hutong.db")
+	s, err := Open(ctx, path, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for others", p, fi.Mode().Perm())
+		}
+	}
+}
+
+// Two stores on one file stand for two processes (say `hutong migrate` beside `hutong serve`):
+// SQLite's file lock and the busy timeout make their writers take turns instead of failing.
+func TestTwoStoresOnOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hutong.db")
+	a, err := Open(ctx, path, Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := a.CreateMerchant(ctx, &payment.Merchant{ID: "mch_1", Name: "m", CreatedAt: time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	p := &payment.Payment{ID: "pay_1", MerchantID: "mch_1", Status: payment.StatusPending, Amount: 100, Currency: "CNY",
+		Metadata: map[string]string{}}
+	if err := a.CreatePayment(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, s := range []*Store{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				_, err := s.UpdatePayment(ctx, "pay_1", func(p *payment.Payment) ([]payment.Event, error) {
+					p.AmountRefunded++ // a counter both processes increment under the lock
+					return nil, nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := b.Payment(ctx, "", "pay_1")
+	if err != nil || got.AmountRefunded != 100 {
+		t.Fatalf("counter %d (%v), want 100 increments", got.AmountRefunded, err)
 	}
 }
