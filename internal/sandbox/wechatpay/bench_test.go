@@ -3,6 +3,8 @@ package wechatpay
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
@@ -40,4 +42,35 @@ func BenchmarkSignResponse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkScanPage is a payer opening a Native code_url: the order found by its token and the page rendered.
+func BenchmarkScanPage(b *testing.B) {
+	e := newEnv(b, "")
+	c := e.pubKeyClient()
+	for i := range 200 { // the lookup must not scan every order
+		nativePrepay(b, e, c, fmt.Sprintf("bench_bg_%04d", i), "http://127.0.0.1:1/n", 1)
+	}
+	path := "/sandbox/wechatpay/scan?code_url=" + url.QueryEscape(nativePrepay(b, e, c, "bench_scan_1", "http://127.0.0.1:1/n", 1))
+	b.ResetTimer()
+	for range b.N {
+		if p := e.get(path); p.status != http.StatusOK {
+			b.Fatal(p.status)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pages/s")
+}
+
+// BenchmarkJSAPIVerify is the bridge checking getBrandWCPayRequest parameters: decoding, the paySign
+// RSA verification and the order lookup, over loopback HTTP.
+func BenchmarkJSAPIVerify(b *testing.B) {
+	e := newEnv(b, "")
+	params := jsapiParams(b, e, "bench_js_01", "oBench", "http://127.0.0.1:1/n")
+	b.ResetTimer()
+	for range b.N {
+		if a := e.bridgeCall("/sandbox/wechatpay/jsapi/verify", params); a.status != http.StatusOK {
+			b.Fatal(a.status)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }

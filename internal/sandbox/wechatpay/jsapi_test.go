@@ -19,7 +19,7 @@ const checkoutOrigin = "http://127.0.0.1:8080" // the gateway's checkout, anothe
 
 // jsapiParams places a JSAPI order with the official SDK and returns the getBrandWCPayRequest
 // parameters the SDK builds (paySign signed with the merchant key).
-func jsapiParams(t *testing.T, e *testEnv, outTradeNo, openid, notifyURL string) map[string]any {
+func jsapiParams(t testing.TB, e *testEnv, outTradeNo, openid, notifyURL string) map[string]any {
 	t.Helper()
 	js := jsapi.JsapiApiService{Client: e.pubKeyClient()}
 	pr, _, err := js.PrepayWithRequestPayment(context.Background(), jsapi.PrepayRequest{

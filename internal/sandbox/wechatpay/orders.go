@@ -129,8 +129,9 @@ func getNativeOrder(ctx context.Context, q querier, mchid, token string) (*order
 	if err != nil {
 		return nil, err
 	}
-	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM wx_orders WHERE mchid = ? AND trade_type = ? AND answer = ?`,
-		mchid, tradeNative, string(answer)))
+	// trade_type is spelled out so the partial index wx_orders_native applies however parameters are planned.
+	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderCols+` FROM wx_orders WHERE trade_type = 'NATIVE' AND answer = ? AND mchid = ?`,
+		string(answer), mchid))
 }
 
 // getOrderByPrepayID finds an order by its prepay_id (JSAPI, APP, and H5 whose h5_url ends in it).

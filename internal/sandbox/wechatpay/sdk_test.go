@@ -22,7 +22,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/services/refunddomestic"
 )
 
-func nativePrepay(t *testing.T, e *testEnv, c *core.Client, outTradeNo, notifyURL string, total int64) string {
+func nativePrepay(t testing.TB, e *testEnv, c *core.Client, outTradeNo, notifyURL string, total int64) string {
 	t.Helper()
 	svc := native.NativeApiService{Client: c}
 	resp, _, err := svc.Prepay(context.Background(), native.PrepayRequest{
