@@ -194,6 +194,8 @@ func dbError(err error) error {
 		return &payment.Error{Kind: payment.Conflict, Code: "constraint_violation", Message: "the change would break an invariant of the stored object", Err: err}
 	case "23503": // foreign_key_violation
 		return &payment.Error{Kind: payment.NotFound, Code: "resource_missing", Message: "a referenced object does not exist", Err: err}
+	case "22021", "22P05": // a NUL character, which PostgreSQL text and jsonb cannot hold
+		return &payment.Error{Kind: payment.Invalid, Code: "parameter_invalid", Message: "text cannot contain NUL characters", Err: err}
 	}
 	return err
 }

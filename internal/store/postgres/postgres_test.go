@@ -159,3 +159,20 @@ func TestOpenHidesPassword(t *testing.T) {
 		t.Fatalf("got %v, want an error without the password", err)
 	}
 }
+
+// PostgreSQL text cannot hold NUL: that is the client's mistake (400), not a server error.
+func TestNULIsInvalid(t *testing.T) {
+	s := openTest(t, freshSchema(t))
+	m := &payment.Merchant{ID: "mch_1", Name: "m"}
+	if err := s.CreateMerchant(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]*payment.Payment{
+		"description": {ID: "pay_1", MerchantID: m.ID, Status: payment.StatusPending, Amount: 1, Currency: "CNY", Description: "a\x00b"},
+		"metadata":    {ID: "pay_2", MerchantID: m.ID, Status: payment.StatusPending, Amount: 1, Currency: "CNY", Metadata: map[string]string{"k": "a\x00b"}},
+	} {
+		if err := s.CreatePayment(ctx, p); payment.KindOf(err) != payment.Invalid {
+			t.Errorf("NUL in %s: %v, want kind %s", name, err, payment.Invalid)
+		}
+	}
+}
