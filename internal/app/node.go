@@ -105,8 +105,8 @@ func (n *Node) connectors(ctx context.Context, cfg config.Config, now func() tim
 	if w := cfg.WeChatPay; w != nil {
 		var err error
 		wx, err = wechatpay.New(ctx, wechatpay.Config{
-			MchID: w.MchID, AppID: w.AppID, MerchantSerialNo: w.MerchantSerialNo, MerchantPrivateKey: w.MerchantPrivateKey,
-			APIv3Key: w.APIv3Key, PublicKeyID: w.PublicKeyID, PublicKey: w.PublicKey, Mode: w.Mode, ResponseSerial: w.ResponseSerial,
+			MchID: w.MchID, AppID: w.AppID, MerchantSerialNo: w.MerchantSerialNo, MerchantPrivateKeyPEM: w.MerchantPrivateKey,
+			APIv3Key: w.APIv3Key, PublicKeyID: w.PublicKeyID, PublicKeyPEM: w.PublicKey, Mode: w.Mode, ResponseSerial: w.ResponseSerial,
 			BaseURL: w.BaseURL, Timeout: w.Timeout.Duration, Now: now, Logger: n.log, Metrics: reg,
 		})
 		if err != nil {
