@@ -277,3 +277,41 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 		t.Fatalf("counter %d (%v), want 100 increments", got.AmountRefunded, err)
 	}
 }
+
+// When SQLite drops the whole transaction under a batch, the ops that ran in it fail (their
+// writes are gone) and those after it run again in a fresh transaction.
+func TestGroupCommitBrokenTransaction(t *testing.T) {
+	s := openTest(t, Options{})
+	ops := []*writeOp{
+		{fn: insertMerchantOp("mch_a")},
+		{fn: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "ROLLBACK") // as SQLite does on an I/O error
+			return err
+		}},
+		{fn: insertMerchantOp("mch_c")},
+	}
+	for _, op := range ops {
+		op.ctx, op.done = ctx, make(chan error, 1)
+	}
+	again := s.commit(ops)
+	if len(again) != 1 || again[0] != ops[2] {
+		t.Fatalf("ops to run again: %d, want the one after the break", len(again))
+	}
+	for i := range 2 {
+		if err := <-ops[i].done; err == nil {
+			t.Fatalf("op %d in the broken transaction reported success", i)
+		}
+	}
+	if again = s.commit(again); len(again) != 0 {
+		t.Fatal("the rerun broke too")
+	}
+	if err := <-ops[2].done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Merchant(ctx, "mch_a"); !payment.IsNotFound(err) {
+		t.Fatalf("a write of the broken transaction survived: %v", err)
+	}
+	if _, err := s.Merchant(ctx, "mch_c"); err != nil {
+		t.Fatalf("the rerun op's write: %v", err)
+	}
+}

@@ -110,23 +110,18 @@ func (s *Store) commit(batch []*writeOp) (again []*writeOp) {
 	results := make([]error, len(live))
 	for i, op := range live {
 		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
-			return s.abandon(tx, live[:i], live[i:], err)
+			return s.abandon(tx, live[:i], results, live[i:], err)
 		}
 		results[i] = run(op, tx)
 		if results[i] != nil {
 			// A failed statement undoes only itself; undo the rest of the op's writes too.
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
 				// SQLite rolled back the whole transaction (I/O error, full disk…).
-				op.done <- results[i]
-				return s.abandon(tx, live[:i], live[i+1:], err)
+				return s.abandon(tx, live[:i+1], results, live[i+1:], err)
 			}
 		}
 		if _, err := tx.Exec("RELEASE op"); err != nil {
-			if results[i] != nil {
-				op.done <- results[i]
-				return s.abandon(tx, live[:i], live[i+1:], err)
-			}
-			return s.abandon(tx, live[:i+1], live[i+1:], err)
+			return s.abandon(tx, live[:i+1], results, live[i+1:], err)
 		}
 	}
 	err = s.finish(tx)
@@ -140,13 +135,18 @@ func (s *Store) commit(batch []*writeOp) (again []*writeOp) {
 	return nil
 }
 
-// abandon gives up a broken transaction: the ops that ran in it lost their writes and fail;
-// those that had not run yet are returned to run again.
-func (s *Store) abandon(tx *sql.Tx, ran, notRun []*writeOp, cause error) []*writeOp {
+// abandon gives up a broken transaction. The ops that ran in it lost their writes: those that
+// had failed get their own error, the others the transaction's. The ops that had not run yet
+// are returned, to run again in a fresh transaction.
+func (s *Store) abandon(tx *sql.Tx, ran []*writeOp, results []error, notRun []*writeOp, cause error) []*writeOp {
 	tx.Rollback()
 	err := fmt.Errorf("sqlite: transaction rolled back: %w", cause)
-	for _, op := range ran {
-		op.done <- err
+	for i, op := range ran {
+		if results[i] != nil {
+			op.done <- results[i]
+		} else {
+			op.done <- err
+		}
 	}
 	return append([]*writeOp(nil), notRun...)
 }
