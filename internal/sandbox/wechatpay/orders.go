@@ -380,7 +380,9 @@ func (s *Sandbox) prepay(tradeType string) apiFunc {
 			case tradeNative:
 				ans = map[string]string{"code_url": codeURLPrefix + randomString(alnum, 9)}
 			case tradeH5:
-				ans = map[string]string{"h5_url": s.base(c.r) + "/sandbox/wechatpay/h5/" + prepayID}
+				// Real h5_urls carry a query (…/checkmweb?prepay_id=…&package=…), and merchants append
+				// "&redirect_url=…" to them; the page itself ignores package.
+				ans = map[string]string{"h5_url": s.base(c.r) + "/sandbox/wechatpay/h5/" + prepayID + "?package=" + randomString(digits, 10)}
 			default:
 				ans = map[string]string{"prepay_id": prepayID}
 			}

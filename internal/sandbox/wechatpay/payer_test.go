@@ -252,16 +252,20 @@ func h5Prepay(t *testing.T, e *testEnv, outTradeNo, notifyURL string) string {
 	return strings.TrimPrefix(*resp.H5Url, e.srv.URL)
 }
 
+// h5Path is an h5_url's path, without its query.
+func h5Path(h5URL string) string { p, _, _ := strings.Cut(h5URL, "?"); return p }
+
 func TestH5Page(t *testing.T) {
 	e := newEnv(t, "")
 	sink := e.newSink()
-	path := h5Prepay(t, e, "h5_page_01", sink.srv.URL+"/n")
-	if !strings.HasPrefix(path, "/sandbox/wechatpay/h5/wx") {
-		t.Fatalf("h5_url path = %q", path)
+	h5URL := h5Prepay(t, e, "h5_page_01", sink.srv.URL+"/n")
+	path := h5Path(h5URL)
+	if !strings.HasPrefix(path, "/sandbox/wechatpay/h5/wx") || !strings.Contains(h5URL, "?package=") {
+		t.Fatalf("h5_url = %q", h5URL)
 	}
 	back := "https://shop.example/orders/42?from=wx&x=<y>"
 	// Real WeChat: the merchant appends &redirect_url= (urlencoded) to h5_url.
-	p := e.get(path + "?redirect_url=" + url.QueryEscape(back))
+	p := e.get(h5URL + "&redirect_url=" + url.QueryEscape(back))
 	if p.status != http.StatusOK || !p.has("pay") || !p.has("decline") {
 		t.Fatalf("h5 page: %d\n%s", p.status, p.body)
 	}
@@ -290,12 +294,12 @@ func TestH5Page(t *testing.T) {
 	}
 
 	// Without redirect_url the page shows the outcome itself.
-	path2 := h5Prepay(t, e, "h5_page_02", "http://127.0.0.1:1/n")
+	path2 := h5Path(h5Prepay(t, e, "h5_page_02", "http://127.0.0.1:1/n"))
 	if p := e.postForm(path2+"/pay", nil); p.status != http.StatusOK || p.result() != resultSuccess {
 		t.Errorf("pay without redirect_url: %d %q", p.status, p.result())
 	}
 	// Only http(s) redirects, in the query and in the form.
-	path3 := h5Prepay(t, e, "h5_page_03", "http://127.0.0.1:1/n")
+	path3 := h5Path(h5Prepay(t, e, "h5_page_03", "http://127.0.0.1:1/n"))
 	if p := e.get(path3 + "?redirect_url=" + url.QueryEscape("javascript:alert(1)")); p.status != http.StatusBadRequest {
 		t.Errorf("javascript: redirect_url page: %d", p.status)
 	}
