@@ -1,8 +1,10 @@
-// Package wechatpay emulates WeChat Pay API v3 (api.mch.weixin.qq.com) and the mini-program login
-// of api.weixin.qq.com closely enough that the official SDK, and other real clients, talk to it
-// unmodified: signed requests and responses in both verification modes (WeChat Pay public key and
-// platform certificates), orders, refunds, bills, encrypted and signed notifications with WeChat's
-// retry schedule, and a payer side to pay or decline orders. All state lives in the sandbox database.
+// Package wechatpay emulates WeChat Pay API v3 (api.mch.weixin.qq.com), the mini-program login and
+// web authorization of api.weixin.qq.com / open.weixin.qq.com closely enough that the official SDK,
+// and other real clients, talk to it unmodified: signed requests and responses in both verification
+// modes (WeChat Pay public key and platform certificates), orders, refunds, bills, encrypted and signed
+// notifications with WeChat's retry schedule, and a payer side: control endpoints to pay or decline,
+// pages a scanned Native code or an H5 link opens, and an emulated WeChat JS bridge (bridge.js) for
+// JSAPI pages. All state lives in the sandbox database.
 package wechatpay
 
 import (
