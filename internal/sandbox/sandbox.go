@@ -68,7 +68,7 @@ func Open(ctx context.Context, cfg Config) (*Sandbox, error) {
 		db.Close()
 		return nil, err
 	}
-	s.WeChat, err = wechatpay.New(ctx, wechatpay.Config{DB: db, Sender: s.Sender, Faults: s.Faults, BaseURL: cfg.BaseURL, Now: cfg.Now, Logger: cfg.Logger})
+	s.WeChat, err = wechatpay.New(ctx, wechatpay.Config{DB: db, Sender: s.Sender, Faults: s.Faults, BaseURL: cfg.BaseURL, TimeScale: cfg.TimeScale, Now: cfg.Now, Logger: cfg.Logger})
 	if err != nil {
 		db.Close()
 		return nil, err
