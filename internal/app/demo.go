@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/hutong-pay/hutong/examples/shop"
 	"github.com/hutong-pay/hutong/internal/apikey"
 	"github.com/hutong-pay/hutong/internal/config"
 	"github.com/hutong-pay/hutong/internal/gateway"
@@ -81,15 +83,28 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 	}
 	info := DemoInfo{GatewayURL: gatewayURL, SandboxURL: sandboxURL, ShopURL: gatewayURL + "/shop/", APIKey: secret, MerchantID: DemoMerchantID}
 	printBanner(opts.Out, info)
+	// The example shop is a merchant's site beside the gateway: it shares the listener under /shop/
+	// but talks to the gateway only over HTTP, with the demo key, as any merchant would.
+	demoShop := shop.New(shop.Config{APIBaseURL: gatewayURL, APIKey: secret, PublicURL: gatewayURL, Logger: log.With("component", "shop")})
+	node.handler = withShop(node.handler, demoShop)
 
 	sb.Start(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return Serve(gctx, opts.SandboxListen, sb.Handler(), log) })
 	g.Go(func() error { return node.Run(gctx, opts.Listen) })
+	g.Go(func() error { demoShop.Start(gctx); return nil }) // registers its webhook endpoint once the gateway answers
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}
 	return g.Wait()
+}
+
+// withShop serves the shop under /shop/ and everything else from the gateway.
+func withShop(gateway, shop http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/shop/", shop)
+	mux.Handle("/", gateway)
+	return mux
 }
 
 // demoKey seeds the demo merchant and returns its secret key: the one given, else the one kept in
