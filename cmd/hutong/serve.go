@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,20 +19,22 @@ HUTONG_DATA_DIR, HUTONG_DATABASE_URL, HUTONG_LOG_LEVEL, HUTONG_WECHATPAY_*, HUTO
 the APIv3 key, database passwords) are read only from files named in the config or from the environment,
 never from flags. See docs/configuration.md.`
 
-func loadConfig(path string, getenv func(string) string) (config.Config, error) {
-	if path == "" {
-		path = getenv("HUTONG_CONFIG")
+// configured adds --config to fs, parses args and loads the configuration it names (or
+// HUTONG_CONFIG), with the environment's overrides.
+func configured(fs *flag.FlagSet, args []string, getenv func(string) string) (config.Config, error) {
+	path := fs.String("config", "", "path to the TOML configuration file (or HUTONG_CONFIG)")
+	if err := parse(fs, args); err != nil {
+		return config.Config{}, err
 	}
-	return config.Load(path, getenv)
+	if *path == "" {
+		*path = getenv("HUTONG_CONFIG")
+	}
+	return config.Load(*path, getenv)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := newFlags("serve", "Serve the gateway: merchant API (/v1), hosted checkout, wallet notifications.\n\n"+configHelp, stderr)
-	cfgPath := fs.String("config", "", "path to the TOML configuration file (or HUTONG_CONFIG)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, getenv)
+	cfg, err := configured(fs, args, getenv)
 	if err != nil {
 		return err
 	}
@@ -50,11 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := newFlags("migrate", "Apply the pending database migrations (SQLite in the data folder, or PostgreSQL).\n\n"+configHelp, stderr)
-	cfgPath := fs.String("config", "", "path to the TOML configuration file (or HUTONG_CONFIG)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, getenv)
+	cfg, err := configured(fs, args, getenv)
 	if err != nil {
 		return err
 	}
@@ -83,15 +82,11 @@ Usage:
 	}
 	sub, rest := args[0], args[1:]
 	fs := newFlags("apikey "+sub, summary, stderr)
-	cfgPath := fs.String("config", "", "path to the TOML configuration file (or HUTONG_CONFIG)")
 	merchant := fs.String("merchant", "", "merchant id (mer_…)")
 	name := fs.String("name", "", "with create and no --merchant: create a new merchant with this name")
 	live := fs.Bool("live", false, "with create: a live-mode key (sk_live_…)")
 	keyID := fs.String("key", "", "with revoke: the key id (key_…)")
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, getenv)
+	cfg, err := configured(fs, rest, getenv)
 	if err != nil {
 		return err
 	}
