@@ -83,7 +83,7 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	})
 	co := checkout.New(checkout.Config{Service: n.Service, Logger: log, Now: now, SandboxURL: opts.SandboxURL})
 	n.handler = httpapi.New(httpapi.Config{
-		Service: n.Service, Store: st, Logger: log, Metrics: reg, Now: now,
+		Service: n.Service, Store: st, Logger: log, Metrics: reg, Now: now, IdempotencyStaleAfter: cfg.IdempotencyStaleAfter.Duration,
 		Extra: func(mux *http.ServeMux) {
 			for pattern, h := range notifyHandlers(n.Service, n.recordRejected) {
 				mux.Handle(pattern, h)

@@ -25,6 +25,9 @@ type Config struct {
 	LogLevel        string   `toml:"log_level"` // debug, info, warn, error
 	PaymentTTL      Duration `toml:"payment_ttl"`
 	Livemode        bool     `toml:"livemode"` // live wallets: webhooks never go to private addresses
+	// IdempotencyStaleAfter is how long an Idempotency-Key may stay claimed by a request that
+	// never finished (its node died) before a retry may take it over.
+	IdempotencyStaleAfter Duration `toml:"idempotency_stale_after"`
 	// Synchronous is SQLite's durability: FULL (default, every acknowledged payment survives power loss) or NORMAL.
 	Synchronous string `toml:"sqlite_synchronous"`
 
@@ -79,11 +82,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Listen:      "127.0.0.1:8080",
-		DataDir:     DefaultDataDir(),
-		LogLevel:    "info",
-		PaymentTTL:  Duration{2 * time.Hour},
-		Synchronous: "FULL",
+		Listen:                "127.0.0.1:8080",
+		DataDir:               DefaultDataDir(),
+		LogLevel:              "info",
+		PaymentTTL:            Duration{2 * time.Hour},
+		IdempotencyStaleAfter: Duration{5 * time.Minute},
+		Synchronous:           "FULL",
 	}
 }
 
@@ -131,6 +135,11 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("HUTONG_PAYMENT_TTL"); v != "" {
 		if err := c.PaymentTTL.UnmarshalText([]byte(v)); err != nil {
 			return fmt.Errorf("config: HUTONG_PAYMENT_TTL: %w", err)
+		}
+	}
+	if v := getenv("HUTONG_IDEMPOTENCY_STALE_AFTER"); v != "" {
+		if err := c.IdempotencyStaleAfter.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("config: HUTONG_IDEMPOTENCY_STALE_AFTER: %w", err)
 		}
 	}
 	if v := getenv("HUTONG_LIVEMODE"); v != "" {
@@ -235,6 +244,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PaymentTTL.Duration < time.Minute || c.PaymentTTL.Duration > 7*24*time.Hour {
 		return fmt.Errorf("config: payment_ttl: %s is not between 1m and 168h", c.PaymentTTL)
+	}
+	if c.IdempotencyStaleAfter.Duration < time.Second {
+		return fmt.Errorf("config: idempotency_stale_after: %s is shorter than 1s", c.IdempotencyStaleAfter)
 	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "FULL", "NORMAL":
