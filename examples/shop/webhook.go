@@ -45,7 +45,7 @@ func verifyWebhook(key []byte, h http.Header, body []byte, now time.Time) error 
 		return errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
+	if err != nil || strings.TrimLeft(ts, "0123456789") != "" {
 		return errors.New("webhook-timestamp is not unix seconds")
 	}
 	if d := now.Sub(time.Unix(sec, 0)); d > webhookTolerance || d < -webhookTolerance {
