@@ -183,3 +183,31 @@ func TestDesktopPaysOnAlipayWebCashierWithSignedReturn(t *testing.T) {
 		t.Errorf("trade_no: API %q, return %q", paid.ProviderRef.TradeNo, q.Query().Get("trade_no"))
 	}
 }
+
+// A buyer who declines on WeChat's H5 page comes back to the checkout, is told the payment has
+// not arrived, goes back to it and pays after all.
+func TestPhoneDeclinesWeChatH5ThenPays(t *testing.T) {
+	s := start(t)
+	p := s.createPayment(nil)
+	phone := s.tab("iphone", iPhone)
+	phone.open(p.CheckoutURL)
+	phone.click("#pay-wechat")
+	phone.waitLocation(s.info.SandboxURL + "/sandbox/wechatpay/h5/")
+	phone.click("#decline")
+	phone.waitLocation(p.CheckoutURL + "/return")
+	phone.waitVisible("#confirming")
+	if got := phone.attr("#status", "data-status"); got != "pending" {
+		t.Fatalf("after declining, the return page says %q, want pending", got)
+	}
+	if got := s.payment(p.ID).Status; got != "pending" {
+		t.Fatalf("after declining, the payment is %s, want pending", got)
+	}
+	phone.click("#back-to-checkout")
+	phone.waitLocation(p.CheckoutURL)
+	phone.click("#continue") // the order is placed already: straight back to WeChat
+	phone.waitLocation(s.info.SandboxURL + "/sandbox/wechatpay/h5/")
+	phone.click("#pay")
+	phone.waitLocation(p.CheckoutURL + "/return")
+	checkoutSucceeded(phone)
+	s.succeeded(p.ID, "wechatpay", "h5")
+}
