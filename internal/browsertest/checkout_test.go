@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // Each test pays a payment in the browser, the way its buyer would, and ends with the payment
@@ -210,4 +212,26 @@ func TestPhoneDeclinesWeChatH5ThenPays(t *testing.T) {
 	phone.waitLocation(p.CheckoutURL + "/return")
 	checkoutSucceeded(phone)
 	s.succeeded(p.ID, "wechatpay", "h5")
+}
+
+// Inside WeChat, a payment created without the buyer's openid gets it by WeChat web
+// authorization: the checkout sends the buyer through WeChat's authorize page (silent for
+// snsapi_base) and back, places the JSAPI order with that openid, and the bridge pays it.
+func TestInsideWeChatGetsOpenIDByWebAuthorization(t *testing.T) {
+	s := start(t)
+	p := s.createPayment(nil)
+	phone := s.tab("wechat", insideWeChat)
+	phone.open(p.CheckoutURL)
+	if n := run(phone, "look for #wechat-oauth-missing", chromedp.Evaluate[int](`document.querySelectorAll('#wechat-oauth-missing').length`)); n > 0 {
+		t.Fatal("the checkout has no WeChat web authorization to get the buyer's openid: the node does not mount " +
+			"identity.WebAuth and set checkout.Config.WeChatOAuth yet")
+	}
+	phone.waitVisible("#wx-bridge-confirm")
+	placed := s.payment(p.ID)
+	if placed.Provider != "wechatpay" || placed.Channel != "miniprogram" || placed.NextAction["type"] != "wechat_jsapi" {
+		t.Fatalf("after web authorization the payment is %s/%s with %v, want a wechatpay JSAPI order", placed.Provider, placed.Channel, placed.NextAction)
+	}
+	phone.click("#wx-bridge-pay")
+	checkoutSucceeded(phone)
+	s.succeeded(p.ID, "wechatpay", "miniprogram")
 }
