@@ -46,7 +46,7 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 		CreatedAt: now, UpdatedAt: now,
 	}
 	var total int64
-	err = s.store.CreateRefund(ctx, r, func(p *payment.Payment) error {
+	err = s.store.CreateRefund(ctx, r, s.planRefundCreated(r, now), func(p *payment.Payment) error {
 		if r.Amount == 0 {
 			r.Amount = p.Refundable()
 		}
@@ -85,10 +85,10 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 
 func (s *Service) failRefund(ctx context.Context, id, code, message string) (*payment.Refund, error) {
 	now := s.clock()
-	return s.store.UpdateRefund(ctx, id, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+	return s.store.UpdateRefund(ctx, id, func(r *payment.Refund, p *payment.Payment) (Effects, error) {
 		changed, err := r.Fail(code, message, now)
 		if err != nil || !changed {
-			return nil, err
+			return Effects{}, err
 		}
 		p.AmountRefunded -= r.Amount
 		p.UpdatedAt = now
@@ -149,7 +149,7 @@ func (s *Service) ApplyWalletRefund(ctx context.Context, provider payment.Provid
 			return r, fmt.Errorf("%w: refund %s is %d but %s says %d", ErrMismatch, r.ID, r.Amount, provider, wr.Amount)
 		}
 		now := s.clock()
-		return s.store.UpdateRefund(ctx, r.ID, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+		return s.store.UpdateRefund(ctx, r.ID, func(r *payment.Refund, p *payment.Payment) (Effects, error) {
 			at := wr.SucceededAt
 			if at.IsZero() {
 				at = now
@@ -159,7 +159,7 @@ func (s *Service) ApplyWalletRefund(ctx context.Context, provider payment.Provid
 			}
 			changed, err := r.Succeed(at.Truncate(time.Microsecond), now)
 			if err != nil || !changed {
-				return nil, err
+				return Effects{}, err
 			}
 			return s.refundEvent(r, now)
 		})

@@ -26,8 +26,13 @@ type Config struct {
 	PublicURL string
 	// PaymentTTL is how long a payment stays payable when the merchant gives no expires_at.
 	PaymentTTL time.Duration
-	Now        func() time.Time
-	Logger     *slog.Logger
+	// MinPaymentTTL is the shortest expires_at a merchant may ask for, from now; default a minute.
+	// Tests of expiry shorten it.
+	MinPaymentTTL time.Duration
+	// Jobs plans the background jobs each state change enqueues; nil enqueues none.
+	Jobs   JobPlanner
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -36,6 +41,8 @@ type Service struct {
 	providers map[payment.Provider]Provider
 	publicURL string
 	ttl       time.Duration
+	minTTL    time.Duration
+	planner   JobPlanner
 	now       func() time.Time
 	log       *slog.Logger
 }
@@ -44,7 +51,10 @@ type Service struct {
 func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, providers: map[payment.Provider]Provider{}, publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		ttl: cfg.PaymentTTL, now: cfg.Now, log: cfg.Logger,
+		ttl: cfg.PaymentTTL, minTTL: cfg.MinPaymentTTL, planner: cfg.Jobs, now: cfg.Now, log: cfg.Logger,
+	}
+	if s.minTTL <= 0 {
+		s.minTTL = minTTL
 	}
 	for _, p := range cfg.Providers {
 		s.providers[p.Name()] = p
@@ -146,8 +156,8 @@ func (s *Service) validateCreate(in *CreatePaymentParams, now time.Time) error {
 	}
 	if in.ExpiresAt != nil {
 		d := in.ExpiresAt.Sub(now)
-		if d < minTTL || d > maxTTL {
-			return payment.InvalidParam("expires_at", "expires_at must be between %s and %s from now", minTTL, maxTTL)
+		if d < s.minTTL || d > maxTTL {
+			return payment.InvalidParam("expires_at", "expires_at must be between %s and %s from now", s.minTTL, maxTTL)
 		}
 	}
 	switch {
@@ -224,7 +234,7 @@ func (s *Service) CreatePayment(ctx context.Context, merchantID string, in Creat
 	p.CheckoutURL = s.CheckoutURL(p.ID)
 	// The intent is durable before the wallet hears of it: a crash after this point leaves a
 	// pending payment that the expiry job closes, never an order at the wallet we know nothing of.
-	if err := s.store.CreatePayment(ctx, p); err != nil {
+	if err := s.store.CreatePayment(ctx, p, s.planPaymentCreated(p, now)); err != nil {
 		return nil, fmt.Errorf("create payment: %w", err)
 	}
 	if p.Provider == "" {
@@ -243,27 +253,27 @@ func (s *Service) ChooseMethod(ctx context.Context, id string, provider payment.
 		return nil, payment.InvalidParam("provider", "provider %s is not configured on this gateway", provider)
 	}
 	now := s.clock()
-	p, err := s.store.UpdatePayment(ctx, id, func(p *payment.Payment) ([]payment.Event, error) {
+	p, err := s.store.UpdatePayment(ctx, id, func(p *payment.Payment) (Effects, error) {
 		if p.Status != payment.StatusPending {
-			return nil, payment.Errorf(payment.Conflict, "payment_state", "payment %s is %s", p.ID, p.Status)
+			return Effects{}, payment.Errorf(payment.Conflict, "payment_state", "payment %s is %s", p.ID, p.Status)
 		}
 		if p.Provider == provider && p.Channel == channel && p.NextAction != nil {
-			return nil, nil
+			return Effects{}, nil
 		}
 		if !now.Before(p.ExpiresAt) {
-			return nil, payment.Errorf(payment.Conflict, "payment_expired", "payment %s has expired", p.ID)
+			return Effects{}, payment.Errorf(payment.Conflict, "payment_expired", "payment %s has expired", p.ID)
 		}
 		if p.NextAction != nil {
 			// Switching wallets would leave an open order at the first one that the buyer could
 			// still pay; the checkout asks for a new payment instead.
-			return nil, payment.Errorf(payment.Conflict, "method_chosen", "payment %s is already being paid with %s %s", p.ID, p.Provider, p.Channel)
+			return Effects{}, payment.Errorf(payment.Conflict, "method_chosen", "payment %s is already being paid with %s %s", p.ID, p.Provider, p.Channel)
 		}
 		merged := mergePayer(p.Payer, payer)
 		if channel == payment.ChannelMiniProgram && !hasWalletIdentity(provider, merged) {
-			return nil, payment.InvalidParam("payer", "a %s miniprogram payment needs the buyer's identity at the wallet", provider)
+			return Effects{}, payment.InvalidParam("payer", "a %s miniprogram payment needs the buyer's identity at the wallet", provider)
 		}
 		p.Provider, p.Channel, p.Payer, p.UpdatedAt = provider, channel, merged, now
-		return nil, nil
+		return Effects{}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("choose method: %w", err)
@@ -324,7 +334,7 @@ func (s *Service) placeOrder(ctx context.Context, p *payment.Payment) (*payment.
 		Channel: p.Channel, Payer: payer, NotifyURL: s.NotifyURL(p.Provider, "payments"), ReturnURL: s.returnURL(p), ExpiresAt: p.ExpiresAt,
 	})
 	now := s.clock()
-	updated, err := s.store.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	updated, err := s.store.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (Effects, error) {
 		if callErr != nil {
 			// No buyer has the means to pay an order whose placement failed, so failing it is
 			// truthful even when the wallet did create it.
@@ -335,18 +345,19 @@ func (s *Service) placeOrder(ctx context.Context, p *payment.Payment) (*payment.
 			}
 			changed, err := p.Fail(code, "the wallet did not accept the order", now)
 			if err != nil || !changed {
-				return nil, err
+				return Effects{}, err
 			}
 			return s.paymentEvent(p, now)
 		}
 		if p.Status != payment.StatusPending {
-			return nil, nil // a notification raced ahead of us; it knows better
+			return Effects{}, nil // a notification raced ahead of us; it knows better
 		}
 		p.NextAction, p.UpdatedAt = res.NextAction, now
 		if res.TradeNo != "" {
 			p.ProviderRef.TradeNo = res.TradeNo
 		}
-		return nil, nil
+		// From now on a buyer can pay: follow the order at the wallet in case its news is lost.
+		return Effects{Jobs: s.planOrderPlaced(p, now)}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record order placement: %w", err)
@@ -372,20 +383,22 @@ func providerError(err error, format string, args ...any) error {
 	return &payment.Error{Kind: payment.ProviderError, Code: "provider_unavailable", Message: fmt.Sprintf(format, args...), Err: err}
 }
 
-func (s *Service) paymentEvent(p *payment.Payment, now time.Time) ([]payment.Event, error) {
+// paymentEvent returns the effects of p reaching its final status: the event and its delivery.
+func (s *Service) paymentEvent(p *payment.Payment, now time.Time) (Effects, error) {
 	e, err := payment.PaymentEvent(payment.NewID("evt"), p, now)
 	if err != nil {
-		return nil, err
+		return Effects{}, err
 	}
-	return []payment.Event{e}, nil
+	return s.effects(e), nil
 }
 
-func (s *Service) refundEvent(r *payment.Refund, now time.Time) ([]payment.Event, error) {
+// refundEvent returns the effects of r reaching its final status.
+func (s *Service) refundEvent(r *payment.Refund, now time.Time) (Effects, error) {
 	e, err := payment.RefundEvent(payment.NewID("evt"), r, now)
 	if err != nil {
-		return nil, err
+		return Effects{}, err
 	}
-	return []payment.Event{e}, nil
+	return s.effects(e), nil
 }
 
 // Payment returns a merchant's payment.
@@ -447,13 +460,13 @@ func (s *Service) closeAndCancel(ctx context.Context, p *payment.Payment, reason
 		}
 	}
 	now := s.clock()
-	return s.store.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	return s.store.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (Effects, error) {
 		if p.Status == payment.StatusSucceeded {
-			return nil, payment.Errorf(payment.Conflict, "payment_state", "payment %s was paid and cannot be canceled", p.ID)
+			return Effects{}, payment.Errorf(payment.Conflict, "payment_state", "payment %s was paid and cannot be canceled", p.ID)
 		}
 		changed, err := p.Cancel(reason, now)
 		if err != nil || !changed {
-			return nil, err
+			return Effects{}, err
 		}
 		return s.paymentEvent(p, now)
 	})
@@ -511,13 +524,13 @@ func (s *Service) ApplyWalletPayment(ctx context.Context, provider payment.Provi
 		return p, fmt.Errorf("%w: payment %s is %d but %s says %d was paid", ErrMismatch, p.ID, p.Amount, provider, wp.Amount)
 	}
 	now := s.clock()
-	return s.store.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	return s.store.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (Effects, error) {
 		var changed bool
 		var err error
 		switch wp.State {
 		case WalletPaid:
 			if p.Status == payment.StatusCanceled || p.Status == payment.StatusFailed {
-				return nil, fmt.Errorf("%w: payment %s is %s but %s says it was paid", ErrMismatch, p.ID, p.Status, provider)
+				return Effects{}, fmt.Errorf("%w: payment %s is %s but %s says it was paid", ErrMismatch, p.ID, p.Status, provider)
 			}
 			paidAt := wp.PaidAt
 			if paidAt.IsZero() {
@@ -526,7 +539,7 @@ func (s *Service) ApplyWalletPayment(ctx context.Context, provider payment.Provi
 			changed, err = p.Succeed(payment.ProviderRef{TransactionID: wp.TransactionID, TradeNo: wp.TradeNo}, paidAt.Truncate(time.Microsecond), now)
 		case WalletClosed:
 			if p.Status != payment.StatusPending {
-				return nil, nil
+				return Effects{}, nil
 			}
 			reason := "closed_at_wallet"
 			if !now.Before(p.ExpiresAt) {
@@ -535,12 +548,12 @@ func (s *Service) ApplyWalletPayment(ctx context.Context, provider payment.Provi
 			changed, err = p.Cancel(reason, now)
 		case WalletFailed:
 			if p.Status != payment.StatusPending {
-				return nil, nil
+				return Effects{}, nil
 			}
 			changed, err = p.Fail("payment_error", "the wallet reported a payment error", now)
 		}
 		if err != nil || !changed {
-			return nil, err
+			return Effects{}, err
 		}
 		return s.paymentEvent(p, now)
 	})

@@ -18,25 +18,27 @@ type Store interface {
 	ListAPIKeys(ctx context.Context, merchantID string) ([]*payment.APIKey, error)
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 
-	CreatePayment(ctx context.Context, p *payment.Payment) error
+	// CreatePayment stores p and enqueues jobs, in one transaction.
+	CreatePayment(ctx context.Context, p *payment.Payment, jobs []Job) error
 	// Payment returns a merchant's payment; merchantID "" finds it whoever owns it (internal use only).
 	Payment(ctx context.Context, merchantID, id string) (*payment.Payment, error)
 	PaymentByOutTradeNo(ctx context.Context, provider payment.Provider, outTradeNo string) (*payment.Payment, error)
 	// ListPayments returns up to f.Limit payments, newest first, after f.StartingAfter.
 	ListPayments(ctx context.Context, merchantID string, f PaymentFilter) ([]*payment.Payment, error)
-	// UpdatePayment locks payment id, lets fn change it, and writes it with the events fn returns,
-	// all in one transaction. An error from fn rolls everything back and is returned.
-	UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) ([]payment.Event, error)) (*payment.Payment, error)
+	// UpdatePayment locks payment id, lets fn change it, and writes it with the events and jobs fn
+	// returns, all in one transaction. An error from fn rolls everything back and is returned.
+	UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) (Effects, error)) (*payment.Payment, error)
 
 	// CreateRefund locks the refund's payment, lets fn check and reserve the amount on it, then
-	// writes the payment and inserts r, in one transaction: concurrent refunds cannot over-refund.
-	CreateRefund(ctx context.Context, r *payment.Refund, fn func(p *payment.Payment) error) error
+	// writes the payment, inserts r and enqueues jobs, in one transaction: concurrent refunds
+	// cannot over-refund. The values of r are read after fn, which may set its amount.
+	CreateRefund(ctx context.Context, r *payment.Refund, jobs []Job, fn func(p *payment.Payment) error) error
 	Refund(ctx context.Context, merchantID, id string) (*payment.Refund, error)
 	RefundByOutRefundNo(ctx context.Context, provider payment.Provider, outRefundNo string) (*payment.Refund, error)
 	ListRefunds(ctx context.Context, paymentID string) ([]*payment.Refund, error)
 	// UpdateRefund locks refund id and its payment, lets fn change both, and writes them with the
-	// events fn returns in one transaction.
-	UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error)) (*payment.Refund, error)
+	// events and jobs fn returns in one transaction.
+	UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) (Effects, error)) (*payment.Refund, error)
 
 	// ListEvents returns up to f.Limit of a merchant's events, newest first, after f.StartingAfter.
 	ListEvents(ctx context.Context, merchantID string, f EventFilter) ([]*payment.Event, error)
@@ -55,8 +57,29 @@ type Store interface {
 	Close() error
 }
 
+// Effects are what a state change writes besides the changed rows, in its transaction: the
+// events it reports (the outbox) and the background jobs it calls for.
+type Effects struct {
+	Events []payment.Event
+	Jobs   []Job
+}
+
+// Job is background work enqueued with a state change, so that a crash can lose neither. The
+// stores insert it into their job queue (River) in the change's transaction; Args carries the
+// job's kind and its own insert options (queue, uniqueness), as River's job arguments do.
+type Job struct {
+	Args        JobArgs
+	ScheduledAt time.Time // zero: as soon as possible
+}
+
+// JobArgs are a job's JSON-encodable arguments; Kind names the worker that runs it.
+type JobArgs interface {
+	Kind() string
+}
+
 // PaymentFilter narrows ListPayments.
 type PaymentFilter struct {
+	Livemode      bool // only payments of this mode: a test key never sees live ones
 	Reference     string
 	Status        payment.Status
 	Limit         int
@@ -65,6 +88,7 @@ type PaymentFilter struct {
 
 // EventFilter narrows ListEvents.
 type EventFilter struct {
+	Livemode      bool // only events of this mode
 	Type          payment.EventType
 	Limit         int
 	StartingAfter string // an event id
@@ -79,4 +103,15 @@ type IdempotencyRecord struct {
 	Body        []byte
 	CreatedAt   time.Time
 	LockedAt    time.Time
+}
+
+// RejectedNotification is a wallet notification that changed nothing (forged, stale, mismatched,
+// for an unknown payment), kept for operators. Fields holds the notification's identifiers only,
+// never its body, signature or secrets.
+type RejectedNotification struct {
+	Provider payment.Provider
+	Kind     string // the connector's class, e.g. "forged", "mismatch"
+	Reason   string
+	Fields   map[string]string
+	At       time.Time
 }

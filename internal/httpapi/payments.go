@@ -147,8 +147,9 @@ func (a *api) listPayments(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	f := gateway.PaymentFilter{Reference: q.Get("reference"), Status: payment.Status(q.Get("status")), Limit: limit, StartingAfter: q.Get("starting_after")}
-	ps, more, err := a.svc.ListPayments(r.Context(), keyFrom(r.Context()).MerchantID, f)
+	key := keyFrom(r.Context())
+	f := gateway.PaymentFilter{Livemode: key.Livemode, Reference: q.Get("reference"), Status: payment.Status(q.Get("status")), Limit: limit, StartingAfter: q.Get("starting_after")}
+	ps, more, err := a.svc.ListPayments(r.Context(), key.MerchantID, f)
 	if err != nil {
 		return cursorError(err, "payment", f.StartingAfter)
 	}

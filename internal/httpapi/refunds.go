@@ -51,9 +51,14 @@ func (a *api) createRefund(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) getRefund(w http.ResponseWriter, r *http.Request) error {
-	re, err := a.svc.Refund(r.Context(), keyFrom(r.Context()).MerchantID, r.PathValue("id"))
+	key, id := keyFrom(r.Context()), r.PathValue("id")
+	re, err := a.svc.Refund(r.Context(), key.MerchantID, id)
 	if err != nil {
 		return err
+	}
+	// A test key cannot see a live refund, nor the other way round.
+	if re.Livemode != key.Livemode {
+		return payment.ErrNotFound("refund", id)
 	}
 	a.writeJSON(w, r, http.StatusOK, re)
 	return nil
@@ -73,7 +78,8 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) error {
 		return payment.InvalidParam("type", "type must be one of payment.succeeded, payment.failed, payment.canceled, refund.succeeded, refund.failed")
 	}
 	// One more than asked tells whether another page follows.
-	es, err := a.store.ListEvents(r.Context(), keyFrom(r.Context()).MerchantID, gateway.EventFilter{Type: typ, Limit: limit + 1, StartingAfter: q.Get("starting_after")})
+	key := keyFrom(r.Context())
+	es, err := a.store.ListEvents(r.Context(), key.MerchantID, gateway.EventFilter{Livemode: key.Livemode, Type: typ, Limit: limit + 1, StartingAfter: q.Get("starting_after")})
 	if err != nil {
 		return cursorError(err, "event", q.Get("starting_after"))
 	}

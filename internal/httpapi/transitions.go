@@ -25,9 +25,9 @@ type countingStore struct {
 	transitions *prometheus.CounterVec
 }
 
-func (s *countingStore) UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) ([]payment.Event, error)) (*payment.Payment, error) {
+func (s *countingStore) UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) (gateway.Effects, error)) (*payment.Payment, error) {
 	var from payment.Status
-	p, err := s.Store.UpdatePayment(ctx, id, func(p *payment.Payment) ([]payment.Event, error) {
+	p, err := s.Store.UpdatePayment(ctx, id, func(p *payment.Payment) (gateway.Effects, error) {
 		from = p.Status
 		return fn(p)
 	})
@@ -38,10 +38,10 @@ func (s *countingStore) UpdatePayment(ctx context.Context, id string, fn func(p 
 	return p, err
 }
 
-func (s *countingStore) UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error)) (*payment.Refund, error) {
+func (s *countingStore) UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error)) (*payment.Refund, error) {
 	var from payment.RefundStatus
 	var pFrom, pTo payment.Status
-	r, err := s.Store.UpdateRefund(ctx, id, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+	r, err := s.Store.UpdateRefund(ctx, id, func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error) {
 		from, pFrom = r.Status, p.Status
 		events, err := fn(r, p)
 		pTo = p.Status

@@ -95,14 +95,24 @@ func placeholders(from, n int) string {
 
 var insertPayment = `INSERT INTO payments (` + paymentColumns + `) VALUES (` + placeholders(1, 26) + `)`
 
-// CreatePayment stores p. It leaves p as stored: times in UTC, to the microsecond.
-func (s *Store) CreatePayment(ctx context.Context, p *payment.Payment) error {
+// CreatePayment stores p and enqueues jobs. It leaves p as stored: times in UTC, to the
+// microsecond.
+func (s *Store) CreatePayment(ctx context.Context, p *payment.Payment, jobs []gateway.Job) error {
 	normPayment(p)
 	args, err := paymentArgs(p)
-	if err == nil {
-		_, err = s.pool.Exec(ctx, insertPayment, args...)
+	if err != nil {
+		return wrap("create payment", err)
 	}
-	return wrap("create payment", err)
+	if len(jobs) == 0 {
+		_, err = s.pool.Exec(ctx, insertPayment, args...)
+		return wrap("create payment", err)
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, insertPayment, args...); err != nil {
+			return wrap("create payment", err)
+		}
+		return wrap("create payment", s.jobs.InsertTx(ctx, tx, jobs))
+	})
 }
 
 // Payment returns payment id of merchantID, or of anyone when merchantID is "".
@@ -137,8 +147,8 @@ func (s *Store) PaymentByOutTradeNo(ctx context.Context, provider payment.Provid
 // ListPayments returns the merchant's payments newest first (by created_at, then id), after
 // the payment f.StartingAfter, which must be the merchant's.
 func (s *Store) ListPayments(ctx context.Context, merchantID string, f gateway.PaymentFilter) ([]*payment.Payment, error) {
-	q := `SELECT ` + paymentColumns + ` FROM payments WHERE merchant_id = $1`
-	args := []any{merchantID}
+	q := `SELECT ` + paymentColumns + ` FROM payments WHERE merchant_id = $1 AND livemode = $2`
+	args := []any{merchantID, f.Livemode}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -220,9 +230,9 @@ func writePayment(ctx context.Context, tx pgx.Tx, before, p *payment.Payment) er
 	return err
 }
 
-// UpdatePayment locks payment id, lets fn change it and writes it with fn's events, in one
-// transaction. fn's error rolls everything back and is returned unchanged.
-func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) ([]payment.Event, error)) (*payment.Payment, error) {
+// UpdatePayment locks payment id, lets fn change it and writes it with fn's events and jobs, in
+// one transaction. fn's error rolls everything back and is returned unchanged.
+func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) (gateway.Effects, error)) (*payment.Payment, error) {
 	var out *payment.Payment
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		p, err := lockPayment(ctx, tx, id)
@@ -230,14 +240,14 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment
 			return wrap("update payment", err)
 		}
 		before := *p
-		events, err := fn(p)
+		fx, err := fn(p)
 		if err != nil {
 			return err
 		}
 		if err := writePayment(ctx, tx, &before, p); err != nil {
 			return wrap("update payment", err)
 		}
-		if err := insertEvents(ctx, tx, p.MerchantID, events); err != nil {
+		if err := s.writeEffects(ctx, tx, p.MerchantID, fx); err != nil {
 			return wrap("update payment", err)
 		}
 		out = p

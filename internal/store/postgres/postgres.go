@@ -18,10 +18,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/migrate"
+	"github.com/hutong-pay/hutong/internal/store/queue"
 )
 
 //go:embed migrations/*.sql
@@ -39,6 +42,10 @@ type Options struct {
 type Store struct {
 	pool       *pgxpool.Pool
 	migrations []migrate.Migration
+	// River, the job queue, keeps its tables in the same schema; jobs are inserted in the
+	// store's transactions.
+	jobs          *queue.Inserter[pgx.Tx]
+	riverMigrator *rivermigrate.Migrator[pgx.Tx]
 }
 
 var _ gateway.Store = (*Store)(nil)
@@ -65,12 +72,23 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: connect to %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
+	driver := riverpgxv5.New(pool)
+	if s.jobs, err = queue.NewInserter(driver); err == nil {
+		s.riverMigrator, err = queue.Migrator(driver)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	if opts.Migrate {
 		err = s.Migrate(ctx)
 	} else {
 		var cur int
 		if cur, _, err = s.SchemaVersion(ctx); err == nil {
 			err = migrate.Check(ms, cur)
+		}
+		if err == nil {
+			err = queue.Check(ctx, s.riverMigrator)
 		}
 		if err != nil {
 			err = fmt.Errorf("postgres: %w", err)
@@ -159,9 +177,29 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
 		if !applied {
-			return nil
+			break
 		}
 	}
+	return s.migrateQueue(ctx)
+}
+
+// migrateQueue applies River's migrations. River runs each in its own transaction on the pool;
+// nodes starting at once take turns on a session advisory lock held on one more connection.
+func (s *Store) migrateQueue(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate the job queue: %w", err)
+	}
+	defer conn.Release()
+	const lock = `hashtextextended('hutong migrate river ' || current_schema(), 0)`
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lock+`)`); err != nil {
+		return fmt.Errorf("postgres: migrate the job queue: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+lock+`)`) //nolint:errcheck // the session ends with the connection anyway
+	if _, err := s.riverMigrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("postgres: migrate the job queue: %w", err)
+	}
+	return nil
 }
 
 // tx runs fn in a transaction, committing when it returns nil. fn's error is returned
@@ -208,13 +246,17 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("postgres: %s: %w", op, dbError(err))
 }
 
+// maxPage bounds a list query, well above what the API asks (its limit of 100, plus one to
+// learn whether more follow): a guard against a runaway caller, not the API's page size.
+const maxPage = 1000
+
 // pageLimit applies the default and the ceiling of list sizes.
 func pageLimit(n int) int {
 	switch {
 	case n <= 0:
 		return 10
-	case n > 100:
-		return 100
+	case n > maxPage:
+		return maxPage
 	}
 	return n
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
@@ -171,8 +172,18 @@ func TestNULIsInvalid(t *testing.T) {
 		"description": {ID: "pay_1", MerchantID: m.ID, Status: payment.StatusPending, Amount: 1, Currency: "CNY", Description: "a\x00b"},
 		"metadata":    {ID: "pay_2", MerchantID: m.ID, Status: payment.StatusPending, Amount: 1, Currency: "CNY", Metadata: map[string]string{"k": "a\x00b"}},
 	} {
-		if err := s.CreatePayment(ctx, p); payment.KindOf(err) != payment.Invalid {
+		if err := s.CreatePayment(ctx, p, nil); payment.KindOf(err) != payment.Invalid {
 			t.Errorf("NUL in %s: %v, want kind %s", name, err, payment.Invalid)
 		}
 	}
+}
+
+func TestStoreTruthful(t *testing.T) {
+	testURL(t)
+	storetest.RunTruthful(t, storetest.Harness{
+		Open: func(t *testing.T) storetest.Full { return openTest(t, freshSchema(t)) },
+		Jobs: func(t *testing.T, s storetest.Full) []storetest.QueuedJob {
+			return storetest.QueuedJobs(t, riverpgxv5.New(s.(*Store).Pool()))
+		},
+	})
 }

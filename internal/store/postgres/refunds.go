@@ -8,11 +8,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 )
 
 const refundColumns = `id, merchant_id, payment_id, status, amount, currency, reason, provider, out_refund_no,
-	provider_ref, metadata, failure_code, failure_message, created_at, updated_at, succeeded_at`
+	provider_ref, metadata, failure_code, failure_message, created_at, updated_at, succeeded_at, livemode`
 
 func normRefund(r *payment.Refund) {
 	r.Object = "refund"
@@ -30,7 +31,7 @@ func refundArgs(r *payment.Refund) ([]any, error) {
 	}
 	return []any{r.ID, r.MerchantID, r.PaymentID, string(r.Status), r.Amount, r.Currency, r.Reason, string(r.Provider),
 		r.ProviderRef.OutRefundNo, ref, meta, r.FailureCode, r.FailureMessage,
-		r.CreatedAt, r.UpdatedAt, nullTimePtr(r.SucceededAt)}, nil
+		r.CreatedAt, r.UpdatedAt, nullTimePtr(r.SucceededAt), r.Livemode}, nil
 }
 
 func scanRefund(row pgx.Row) (*payment.Refund, error) {
@@ -41,7 +42,7 @@ func scanRefund(row pgx.Row) (*payment.Refund, error) {
 		succeeded               *time.Time
 	)
 	err := row.Scan(&r.ID, &r.MerchantID, &r.PaymentID, &status, &r.Amount, &r.Currency, &r.Reason, &provider,
-		&outNo, &ref, &meta, &r.FailureCode, &r.FailureMessage, &r.CreatedAt, &r.UpdatedAt, &succeeded)
+		&outNo, &ref, &meta, &r.FailureCode, &r.FailureMessage, &r.CreatedAt, &r.UpdatedAt, &succeeded, &r.Livemode)
 	if err != nil {
 		return nil, err
 	}
@@ -56,19 +57,15 @@ func scanRefund(row pgx.Row) (*payment.Refund, error) {
 	return &r, nil
 }
 
-var insertRefund = `INSERT INTO refunds (` + refundColumns + `) VALUES (` + placeholders(1, 16) + `)`
+var insertRefund = `INSERT INTO refunds (` + refundColumns + `) VALUES (` + placeholders(1, 17) + `)`
 
 // CreateRefund locks r's payment, lets fn check and reserve the amount on it, then writes the
-// payment and inserts r in one transaction. The payment must be r's merchant's.
-func (s *Store) CreateRefund(ctx context.Context, r *payment.Refund, fn func(p *payment.Payment) error) error {
-	normRefund(r)
-	args, err := refundArgs(r)
-	if err != nil {
-		return wrap("create refund", err)
-	}
+// payment, inserts r and enqueues jobs in one transaction. The payment must be r's merchant's
+// and of its mode. r is read after fn, which may fill in its amount.
+func (s *Store) CreateRefund(ctx context.Context, r *payment.Refund, jobs []gateway.Job, fn func(p *payment.Payment) error) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		p, err := lockPayment(ctx, tx, r.PaymentID)
-		if err == nil && p.MerchantID != r.MerchantID {
+		if err == nil && (p.MerchantID != r.MerchantID || p.Livemode != r.Livemode) {
 			err = payment.ErrNotFound("payment", r.PaymentID)
 		}
 		if err != nil {
@@ -81,8 +78,15 @@ func (s *Store) CreateRefund(ctx context.Context, r *payment.Refund, fn func(p *
 		if err := writePayment(ctx, tx, &before, p); err != nil {
 			return wrap("create refund", err)
 		}
-		_, err = tx.Exec(ctx, insertRefund, args...)
-		return wrap("create refund", err)
+		normRefund(r)
+		args, err := refundArgs(r)
+		if err != nil {
+			return wrap("create refund", err)
+		}
+		if _, err = tx.Exec(ctx, insertRefund, args...); err != nil {
+			return wrap("create refund", err)
+		}
+		return wrap("create refund", s.jobs.InsertTx(ctx, tx, jobs))
 	})
 }
 
@@ -137,7 +141,7 @@ const updateRefund = `UPDATE refunds SET status = $1, amount = $2, currency = $3
 
 // UpdateRefund locks refund id and its payment (payment first, as every other change does),
 // lets fn change both and writes them with fn's events in one transaction.
-func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error)) (*payment.Refund, error) {
+func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error)) (*payment.Refund, error) {
 	var out *payment.Refund
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		// A refund never changes payment, so reading payment_id before the locks is safe.
@@ -158,13 +162,14 @@ func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.
 			return wrap("update refund", err)
 		}
 		rBefore, pBefore := *r, *p
-		events, err := fn(r, p)
+		fx, err := fn(r, p)
 		if err != nil {
 			return err
 		}
-		if r.ID != rBefore.ID || r.PaymentID != rBefore.PaymentID || r.MerchantID != rBefore.MerchantID || !r.CreatedAt.Equal(rBefore.CreatedAt) {
+		if r.ID != rBefore.ID || r.PaymentID != rBefore.PaymentID || r.MerchantID != rBefore.MerchantID ||
+			r.Livemode != rBefore.Livemode || !r.CreatedAt.Equal(rBefore.CreatedAt) {
 			return wrap("update refund", payment.Errorf(payment.Internal, "refund_identity",
-				"refund %s: its id, payment, merchant and creation time cannot change", id))
+				"refund %s: its id, payment, merchant, mode and creation time cannot change", id))
 		}
 		if err := writePayment(ctx, tx, &pBefore, p); err != nil {
 			return wrap("update refund", err)
@@ -174,11 +179,11 @@ func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.
 		if err != nil {
 			return wrap("update refund", err)
 		}
-		// refundArgs order without id, merchant_id, payment_id and created_at, then the id.
-		if _, err := tx.Exec(ctx, updateRefund, append(append(a[3:13:13], a[14:]...), r.ID)...); err != nil {
+		// refundArgs order without id, merchant_id, payment_id, created_at and livemode, then the id.
+		if _, err := tx.Exec(ctx, updateRefund, append(append(a[3:13:13], a[14:16]...), r.ID)...); err != nil {
 			return wrap("update refund", err)
 		}
-		if err := insertEvents(ctx, tx, r.MerchantID, events); err != nil {
+		if err := s.writeEffects(ctx, tx, r.MerchantID, fx); err != nil {
 			return wrap("update refund", err)
 		}
 		out = r

@@ -80,8 +80,9 @@ var insertPayment = `INSERT INTO payments (` + paymentColumns + `) VALUES (` + p
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
-// CreatePayment stores p. It leaves p as stored: times in UTC, to the microsecond.
-func (s *Store) CreatePayment(ctx context.Context, p *payment.Payment) error {
+// CreatePayment stores p and enqueues jobs. It leaves p as stored: times in UTC, to the
+// microsecond.
+func (s *Store) CreatePayment(ctx context.Context, p *payment.Payment, jobs []gateway.Job) error {
 	normPayment(p)
 	args, err := paymentArgs(p)
 	if err != nil {
@@ -91,6 +92,9 @@ func (s *Store) CreatePayment(ctx context.Context, p *payment.Payment) error {
 		st, err := s.stmt(ctx, tx, insertPayment)
 		if err == nil {
 			_, err = st.ExecContext(ctx, args...)
+		}
+		if err == nil {
+			err = s.jobs.InsertTx(ctx, tx, jobs)
 		}
 		return wrap("create payment", err)
 	})
@@ -132,13 +136,17 @@ func (s *Store) PaymentByOutTradeNo(ctx context.Context, provider payment.Provid
 	return p, nil
 }
 
+// maxPage bounds a list query, well above what the API asks (its limit of 100, plus one to
+// learn whether more follow): a guard against a runaway caller, not the API's page size.
+const maxPage = 1000
+
 // pageLimit applies the default and the ceiling of list sizes.
 func pageLimit(n int) int {
 	switch {
 	case n <= 0:
 		return 10
-	case n > 100:
-		return 100
+	case n > maxPage:
+		return maxPage
 	}
 	return n
 }
@@ -146,8 +154,8 @@ func pageLimit(n int) int {
 // ListPayments returns the merchant's payments newest first (by created_at, then id), after
 // the payment f.StartingAfter, which must be the merchant's.
 func (s *Store) ListPayments(ctx context.Context, merchantID string, f gateway.PaymentFilter) ([]*payment.Payment, error) {
-	q := `SELECT ` + paymentColumns + ` FROM payments WHERE merchant_id = ?`
-	args := []any{merchantID}
+	q := `SELECT ` + paymentColumns + ` FROM payments WHERE merchant_id = ? AND livemode = ?`
+	args := []any{merchantID, f.Livemode}
 	if f.Reference != "" {
 		q += ` AND reference = ?`
 		args = append(args, f.Reference)
@@ -246,9 +254,9 @@ func (s *Store) writePayment(ctx context.Context, tx *sql.Tx, before, p *payment
 	return err
 }
 
-// UpdatePayment locks payment id, lets fn change it and writes it with fn's events, in one
-// transaction. fn's error rolls everything back and is returned unchanged.
-func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) ([]payment.Event, error)) (*payment.Payment, error) {
+// UpdatePayment locks payment id, lets fn change it and writes it with fn's events and jobs, in
+// one transaction. fn's error rolls everything back and is returned unchanged.
+func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment.Payment) (gateway.Effects, error)) (*payment.Payment, error) {
 	var out *payment.Payment
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		p, err := s.lockPayment(ctx, tx, id)
@@ -256,14 +264,14 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment
 			return wrap("update payment", err)
 		}
 		before := *p
-		events, err := fn(p)
+		fx, err := fn(p)
 		if err != nil {
 			return err
 		}
 		if err := s.writePayment(ctx, tx, &before, p); err != nil {
 			return wrap("update payment", err)
 		}
-		if err := s.insertEvents(ctx, tx, p.MerchantID, events); err != nil {
+		if err := s.writeEffects(ctx, tx, p.MerchantID, fx); err != nil {
 			return wrap("update payment", err)
 		}
 		out = p

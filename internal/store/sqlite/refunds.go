@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 )
 
 const refundColumns = `id, merchant_id, payment_id, status, amount, currency, reason, provider, out_refund_no,
-	provider_ref, metadata, failure_code, failure_message, created_at, updated_at, succeeded_at`
+	provider_ref, metadata, failure_code, failure_message, created_at, updated_at, succeeded_at, livemode`
 
 func normRefund(r *payment.Refund) {
 	r.Object = "refund"
@@ -28,7 +29,7 @@ func refundArgs(r *payment.Refund) ([]any, error) {
 	}
 	return []any{r.ID, r.MerchantID, r.PaymentID, string(r.Status), r.Amount, r.Currency, r.Reason, string(r.Provider),
 		r.ProviderRef.OutRefundNo, ref, meta, r.FailureCode, r.FailureMessage,
-		micros(r.CreatedAt), micros(r.UpdatedAt), nullMicrosPtr(r.SucceededAt)}, nil
+		micros(r.CreatedAt), micros(r.UpdatedAt), nullMicrosPtr(r.SucceededAt), r.Livemode}, nil
 }
 
 func scanRefund(sc interface{ Scan(...any) error }) (*payment.Refund, error) {
@@ -39,7 +40,7 @@ func scanRefund(sc interface{ Scan(...any) error }) (*payment.Refund, error) {
 		succeeded        sql.NullInt64
 	)
 	err := sc.Scan(&r.ID, &r.MerchantID, &r.PaymentID, &r.Status, &r.Amount, &r.Currency, &r.Reason, &r.Provider,
-		new(string), &ref, &meta, &r.FailureCode, &r.FailureMessage, &created, &updated, &succeeded)
+		new(string), &ref, &meta, &r.FailureCode, &r.FailureMessage, &created, &updated, &succeeded, &r.Livemode)
 	if err != nil {
 		return nil, err
 	}
@@ -53,19 +54,15 @@ func scanRefund(sc interface{ Scan(...any) error }) (*payment.Refund, error) {
 	return &r, nil
 }
 
-var insertRefund = `INSERT INTO refunds (` + refundColumns + `) VALUES (` + placeholders(16) + `)`
+var insertRefund = `INSERT INTO refunds (` + refundColumns + `) VALUES (` + placeholders(17) + `)`
 
 // CreateRefund locks r's payment, lets fn check and reserve the amount on it, then writes the
-// payment and inserts r in one transaction. The payment must be r's merchant's.
-func (s *Store) CreateRefund(ctx context.Context, r *payment.Refund, fn func(p *payment.Payment) error) error {
-	normRefund(r)
-	args, err := refundArgs(r)
-	if err != nil {
-		return wrap("create refund", err)
-	}
+// payment, inserts r and enqueues jobs in one transaction. The payment must be r's merchant's
+// and of its mode. r is read after fn, which may fill in its amount.
+func (s *Store) CreateRefund(ctx context.Context, r *payment.Refund, jobs []gateway.Job, fn func(p *payment.Payment) error) error {
 	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		p, err := s.lockPayment(ctx, tx, r.PaymentID)
-		if err == nil && p.MerchantID != r.MerchantID {
+		if err == nil && (p.MerchantID != r.MerchantID || p.Livemode != r.Livemode) {
 			err = payment.ErrNotFound("payment", r.PaymentID)
 		}
 		if err != nil {
@@ -78,9 +75,17 @@ func (s *Store) CreateRefund(ctx context.Context, r *payment.Refund, fn func(p *
 		if err := s.writePayment(ctx, tx, &before, p); err != nil {
 			return wrap("create refund", err)
 		}
+		normRefund(r)
+		args, err := refundArgs(r)
+		if err != nil {
+			return wrap("create refund", err)
+		}
 		st, err := s.stmt(ctx, tx, insertRefund)
 		if err == nil {
 			_, err = st.ExecContext(ctx, args...)
+		}
+		if err == nil {
+			err = s.jobs.InsertTx(ctx, tx, jobs)
 		}
 		return wrap("create refund", err)
 	})
@@ -147,8 +152,8 @@ var updateRefund = `UPDATE refunds SET status = ?, amount = ?, currency = ?, rea
 	provider_ref = ?, metadata = ?, failure_code = ?, failure_message = ?, updated_at = ?, succeeded_at = ? WHERE id = ?`
 
 // UpdateRefund locks refund id and its payment, lets fn change both and writes them with fn's
-// events in one transaction.
-func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error)) (*payment.Refund, error) {
+// events and jobs in one transaction.
+func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error)) (*payment.Refund, error) {
 	var out *payment.Refund
 	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		st, err := s.stmt(ctx, tx, `SELECT `+refundColumns+` FROM refunds WHERE id = ?`)
@@ -167,13 +172,14 @@ func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.
 			return wrap("update refund", err)
 		}
 		rBefore, pBefore := *r, *p
-		events, err := fn(r, p)
+		fx, err := fn(r, p)
 		if err != nil {
 			return err
 		}
-		if r.ID != rBefore.ID || r.PaymentID != rBefore.PaymentID || r.MerchantID != rBefore.MerchantID || !r.CreatedAt.Equal(rBefore.CreatedAt) {
+		if r.ID != rBefore.ID || r.PaymentID != rBefore.PaymentID || r.MerchantID != rBefore.MerchantID ||
+			r.Livemode != rBefore.Livemode || !r.CreatedAt.Equal(rBefore.CreatedAt) {
 			return wrap("update refund", payment.Errorf(payment.Internal, "refund_identity",
-				"refund %s: its id, payment, merchant and creation time cannot change", id))
+				"refund %s: its id, payment, merchant, mode and creation time cannot change", id))
 		}
 		if err := s.writePayment(ctx, tx, &pBefore, p); err != nil {
 			return wrap("update refund", err)
@@ -186,11 +192,11 @@ func (s *Store) UpdateRefund(ctx context.Context, id string, fn func(r *payment.
 		if st, err = s.stmt(ctx, tx, updateRefund); err != nil {
 			return wrap("update refund", err)
 		}
-		// refundArgs order without id, merchant_id, payment_id and created_at, then the id.
-		if _, err := st.ExecContext(ctx, append(append(a[3:13:13], a[14:]...), r.ID)...); err != nil {
+		// refundArgs order without id, merchant_id, payment_id, created_at and livemode, then the id.
+		if _, err := st.ExecContext(ctx, append(append(a[3:13:13], a[14:16]...), r.ID)...); err != nil {
 			return wrap("update refund", err)
 		}
-		if err := s.insertEvents(ctx, tx, r.MerchantID, events); err != nil {
+		if err := s.writeEffects(ctx, tx, r.MerchantID, fx); err != nil {
 			return wrap("update refund", err)
 		}
 		out = r

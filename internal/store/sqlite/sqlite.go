@@ -28,12 +28,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/migrate"
+	"github.com/hutong-pay/hutong/internal/store/queue"
 )
 
 //go:embed migrations/*.sql
@@ -67,6 +70,10 @@ type Store struct {
 	rdb        *sql.DB
 	migrations []migrate.Migration
 	maxBatch   int
+	// River, the job queue, keeps its tables in the same file and works through the write
+	// connection: jobs are inserted in the writer's transactions.
+	jobs          *queue.Inserter[*sql.Tx]
+	riverMigrator *rivermigrate.Migrator[*sql.Tx]
 
 	ops       chan *writeOp
 	closing   chan struct{}
@@ -164,6 +171,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.rdb.SetMaxIdleConns(readConns)
 	s.rdb.SetConnMaxIdleTime(0)
 
+	driver := riversqlite.New(s.wdb)
+	if s.jobs, err = queue.NewInserter(driver); err == nil {
+		s.riverMigrator, err = queue.Migrator(driver)
+	}
+	if err != nil {
+		s.rdb.Close()
+		s.wdb.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+
 	go s.writeLoop()
 
 	if opts.Migrate {
@@ -172,6 +189,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		var cur int
 		if cur, _, err = s.SchemaVersion(ctx); err == nil {
 			err = migrate.Check(ms, cur)
+		}
+		if err == nil {
+			err = queue.Check(ctx, s.riverMigrator)
 		}
 		if err != nil {
 			err = fmt.Errorf("sqlite: %s: %w", path, err)
@@ -199,7 +219,9 @@ func (s *Store) Close() error {
 }
 
 // DB returns the write handle (one connection) for components that keep their own tables in
-// the same file, such as a job queue. Keep its transactions short: every write waits for them.
+// the same file: the node's River client works its jobs through it. Keep its transactions
+// short, as every write waits for them, and never call the store's methods while holding one:
+// the store's writer would wait for the connection forever.
 func (s *Store) DB() *sql.DB { return s.wdb }
 
 // SchemaVersion returns the database's migration version and the newest this binary has.
@@ -263,9 +285,19 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("sqlite: migrate: %w", err)
 		}
 		if !applied {
-			return nil
+			break
 		}
 	}
+	// River's tables, in one transaction on the writer: another process migrating at once waits
+	// for the write lock and then finds nothing left to do. SQLite's DDL is transactional.
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.riverMigrator.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate the job queue: %w", err)
+	}
+	return nil
 }
 
 // read returns the read pool's prepared form of query.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/migrate"
 )
@@ -251,7 +252,7 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 	}
 	p := &payment.Payment{ID: "pay_1", MerchantID: "mch_1", Status: payment.StatusPending, Amount: 100, Currency: "CNY",
 		Metadata: map[string]string{}}
-	if err := a.CreatePayment(ctx, p); err != nil {
+	if err := a.CreatePayment(ctx, p, nil); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -260,9 +261,9 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 25 {
-				_, err := s.UpdatePayment(ctx, "pay_1", func(p *payment.Payment) ([]payment.Event, error) {
+				_, err := s.UpdatePayment(ctx, "pay_1", func(p *payment.Payment) (gateway.Effects, error) {
 					p.AmountRefunded++ // a counter both processes increment under the lock
-					return nil, nil
+					return gateway.Effects{}, nil
 				})
 				if err != nil {
 					t.Error(err)

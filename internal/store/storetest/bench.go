@@ -39,7 +39,7 @@ func benchCreate(b *testing.B, s gateway.Store, parallel bool) {
 	start := time.Now()
 	if !parallel {
 		for range b.N {
-			if err := s.CreatePayment(ctx, fullPayment(m.ID)); err != nil {
+			if err := s.CreatePayment(ctx, fullPayment(m.ID), nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -49,7 +49,7 @@ func benchCreate(b *testing.B, s gateway.Store, parallel bool) {
 	b.SetParallelism(16)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := s.CreatePayment(ctx, fullPayment(m.ID)); err != nil {
+			if err := s.CreatePayment(ctx, fullPayment(m.ID), nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -64,7 +64,7 @@ func benchUpdate(b *testing.B, s gateway.Store) {
 	ids := make([]string, 1000)
 	for i := range ids {
 		p := pendingPayment(m.ID, 100, t0)
-		if err := s.CreatePayment(ctx, p); err != nil {
+		if err := s.CreatePayment(ctx, p, nil); err != nil {
 			b.Fatal(err)
 		}
 		ids[i] = p.ID
@@ -77,10 +77,10 @@ func benchUpdate(b *testing.B, s gateway.Store) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := next.Add(1)
-			_, err := s.UpdatePayment(ctx, ids[n%int64(len(ids))], func(p *payment.Payment) ([]payment.Event, error) {
+			_, err := s.UpdatePayment(ctx, ids[n%int64(len(ids))], func(p *payment.Payment) (gateway.Effects, error) {
 				p.Metadata["n"] = strconv.FormatInt(n, 10)
 				p.UpdatedAt = t0.Add(time.Duration(n) * time.Microsecond)
-				return nil, nil
+				return gateway.Effects{}, nil
 			})
 			if err != nil {
 				b.Error(err)
@@ -107,7 +107,7 @@ func benchAPICreate(b *testing.B, s gateway.Store) {
 				b.Errorf("begin: %v %v", created, err)
 				return
 			}
-			if err := s.CreatePayment(ctx, fullPayment(m.ID)); err != nil {
+			if err := s.CreatePayment(ctx, fullPayment(m.ID), nil); err != nil {
 				b.Error(err)
 				return
 			}

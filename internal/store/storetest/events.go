@@ -18,7 +18,7 @@ func testListEvents(t *testing.T, s gateway.Store) {
 		// Pairs share created_at: the id orders them.
 		now := t0.Add(time.Duration(i/2) * time.Second)
 		for _, pay := range []*payment.Payment{p, q} {
-			updated, err := s.UpdatePayment(ctx, pay.ID, func(p *payment.Payment) ([]payment.Event, error) {
+			updated, err := s.UpdatePayment(ctx, pay.ID, func(p *payment.Payment) (gateway.Effects, error) {
 				var err error
 				if i%3 == 0 {
 					_, err = p.Fail("declined", "card declined", now)
@@ -26,10 +26,10 @@ func testListEvents(t *testing.T, s gateway.Store) {
 					_, err = p.Succeed(payment.ProviderRef{TradeNo: fmt.Sprint(i)}, now, now)
 				}
 				if err != nil {
-					return nil, err
+					return gateway.Effects{}, err
 				}
 				e, err := payment.PaymentEvent(payment.NewID("evt"), p, now)
-				return []payment.Event{e}, err
+				return gateway.Effects{Events: []payment.Event{e}}, err
 			})
 			if err != nil {
 				t.Fatal(err)

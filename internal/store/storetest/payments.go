@@ -98,9 +98,9 @@ func testPaymentIsolation(t *testing.T, s gateway.Store) {
 	wantNotFound(t, "cursor of another merchant's payment", list, err)
 
 	called := false
-	got, err = s.UpdatePayment(ctx, "pay_missing", func(*payment.Payment) ([]payment.Event, error) {
+	got, err = s.UpdatePayment(ctx, "pay_missing", func(*payment.Payment) (gateway.Effects, error) {
 		called = true
-		return nil, nil
+		return gateway.Effects{}, nil
 	})
 	wantNotFound(t, "update of a missing payment", got, err)
 	if called {
@@ -114,11 +114,11 @@ func testPaymentConflicts(t *testing.T, s gateway.Store) {
 
 	dupID := pendingPayment(m.ID, 100, t0)
 	dupID.ID = p.ID
-	wantKind(t, "duplicate id", s.CreatePayment(ctx, dupID), payment.Conflict)
+	wantKind(t, "duplicate id", s.CreatePayment(ctx, dupID, nil), payment.Conflict)
 
 	dupNo := pendingPayment(m.ID, 100, t0)
 	dupNo.ProviderRef.OutTradeNo = p.ProviderRef.OutTradeNo
-	wantKind(t, "duplicate (provider, out_trade_no)", s.CreatePayment(ctx, dupNo), payment.Conflict)
+	wantKind(t, "duplicate (provider, out_trade_no)", s.CreatePayment(ctx, dupNo, nil), payment.Conflict)
 
 	// The same out_trade_no at the other wallet is another order.
 	dupNo.Provider = payment.WeChatPay
@@ -136,7 +136,7 @@ func testPaymentConflicts(t *testing.T, s gateway.Store) {
 	createPayment(t, s, again)
 
 	noMerchant := pendingPayment("mch_missing", 100, t0)
-	if err := s.CreatePayment(ctx, noMerchant); err == nil {
+	if err := s.CreatePayment(ctx, noMerchant, nil); err == nil {
 		t.Fatal("created a payment for a merchant that does not exist")
 	}
 	got, err := s.Payment(ctx, "", noMerchant.ID)
@@ -251,16 +251,16 @@ func testUpdatePaymentForwardOnly(t *testing.T, s gateway.Store) {
 	now := t0.Add(time.Minute)
 	evtID := payment.NewID("evt")
 
-	updated, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	updated, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		if p.Status != payment.StatusPending {
-			return nil, fmt.Errorf("callback saw %s", p.Status)
+			return gateway.Effects{}, fmt.Errorf("callback saw %s", p.Status)
 		}
 		changed, err := p.Succeed(payment.ProviderRef{TradeNo: "2026112522001"}, now, now)
 		if err != nil || !changed {
-			return nil, fmt.Errorf("succeed: %v %v", changed, err)
+			return gateway.Effects{}, fmt.Errorf("succeed: %v %v", changed, err)
 		}
 		e, err := payment.PaymentEvent(evtID, p, now)
-		return []payment.Event{e}, err
+		return gateway.Effects{Events: []payment.Event{e}}, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -276,12 +276,12 @@ func testUpdatePaymentForwardOnly(t *testing.T, s gateway.Store) {
 	}
 
 	// Wallets repeat themselves: a second success changes nothing and is no error.
-	again, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	again, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		changed, err := p.Succeed(payment.ProviderRef{}, now, now.Add(time.Hour))
 		if changed {
-			return nil, errors.New("second succeed reported a change")
+			return gateway.Effects{}, errors.New("second succeed reported a change")
 		}
-		return nil, err
+		return gateway.Effects{}, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,29 +289,29 @@ func testUpdatePaymentForwardOnly(t *testing.T, s gateway.Store) {
 	wantEqual(t, "after repeated succeed", again, updated)
 
 	// Backwards through the domain: the domain's Conflict comes back unchanged.
-	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		_, err := p.Cancel("requested", now)
-		return nil, err
+		return gateway.Effects{}, err
 	})
 	wantKind(t, "cancel after success", err, payment.Conflict)
 
 	// Backwards by hand: the store itself refuses to move a final status.
-	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.Status = payment.StatusPending
-		return nil, nil
+		return gateway.Effects{}, nil
 	})
 	wantKind(t, "succeeded back to pending", err, payment.Conflict)
-	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.Status = payment.StatusCanceled
-		return nil, nil
+		return gateway.Effects{}, nil
 	})
 	wantKind(t, "succeeded to canceled by hand", err, payment.Conflict)
 	wantEqual(t, "payment after refused moves", mustPayment(t, s, m.ID, p.ID), updated)
 
 	// The callback may not move a payment to another id or merchant.
-	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.MerchantID = "mch_other"
-		return nil, nil
+		return gateway.Effects{}, nil
 	})
 	if err == nil {
 		t.Fatal("UpdatePayment let the callback change the merchant")
@@ -325,18 +325,18 @@ func testUpdatePaymentRollback(t *testing.T, s gateway.Store) {
 	want := mustPayment(t, s, m.ID, p.ID)
 	cause := fmt.Errorf("gateway: wrapped: %w", errCallback)
 
-	got, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	got, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.Description = "changed"
 		p.Metadata = map[string]string{"x": "y"}
 		changed, err := p.Cancel("requested", t0)
 		if err != nil || !changed {
-			return nil, fmt.Errorf("cancel: %v %v", changed, err)
+			return gateway.Effects{}, fmt.Errorf("cancel: %v %v", changed, err)
 		}
 		e, err := payment.PaymentEvent(payment.NewID("evt"), p, t0)
 		if err != nil {
-			return nil, err
+			return gateway.Effects{}, err
 		}
-		return []payment.Event{e}, cause
+		return gateway.Effects{Events: []payment.Event{e}}, cause
 	})
 	if err != cause || !errors.Is(err, errCallback) {
 		t.Fatalf("got error %v, want the callback's own error unchanged", err)
@@ -352,7 +352,7 @@ func testUpdatePaymentRollback(t *testing.T, s gateway.Store) {
 
 	// A *payment.Error from the callback keeps its identity too.
 	perr := payment.Errorf(payment.Conflict, "payment_state", "no")
-	_, err = s.UpdatePayment(ctx, p.ID, func(*payment.Payment) ([]payment.Event, error) { return nil, perr })
+	_, err = s.UpdatePayment(ctx, p.ID, func(*payment.Payment) (gateway.Effects, error) { return gateway.Effects{}, perr })
 	var e *payment.Error
 	if !errors.As(err, &e) || e != perr {
 		t.Fatalf("got %v, want the callback's *payment.Error", err)
@@ -364,18 +364,18 @@ func testEventsAtomic(t *testing.T, s gateway.Store) {
 	p := createPayment(t, s, pendingPayment(m.ID, 100, t0))
 	evt := payment.Event{ID: payment.NewID("evt"), Object: "event", MerchantID: m.ID, Type: payment.EventPaymentFailed,
 		Data: []byte(`{"id":"x"}`), CreatedAt: t0}
-	if _, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	if _, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.Description = "first"
-		return []payment.Event{evt}, nil
+		return gateway.Effects{Events: []payment.Event{evt}}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	// The second change's event cannot be written (its id is taken): the change goes with it.
-	_, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.Description = "second"
 		fresh := evt
 		fresh.ID = payment.NewID("evt")
-		return []payment.Event{fresh, evt}, nil
+		return gateway.Effects{Events: []payment.Event{fresh, evt}}, nil
 	})
 	if err == nil {
 		t.Fatal("an update whose event could not be written succeeded")
@@ -391,10 +391,10 @@ func testEventsAtomic(t *testing.T, s gateway.Store) {
 
 	// Events go to the payment's merchant only.
 	other := newMerchant(t, s)
-	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err = s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		leak := evt
 		leak.ID, leak.MerchantID = payment.NewID("evt"), other.ID
-		return []payment.Event{leak}, nil
+		return gateway.Effects{Events: []payment.Event{leak}}, nil
 	})
 	if err == nil {
 		t.Fatal("UpdatePayment wrote an event for another merchant")
@@ -405,12 +405,12 @@ func testOverRefundConstraint(t *testing.T, s gateway.Store) {
 	m := newMerchant(t, s)
 	p := succeededPayment(t, s, m.ID, 100)
 	// A callback that forgets CheckRefund meets the schema's last line of defence.
-	_, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+	_, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 		p.AmountRefunded = p.Amount + 1
-		return nil, nil
+		return gateway.Effects{}, nil
 	})
 	wantKind(t, "over-refund", err, payment.Conflict)
-	err = s.CreateRefund(ctx, newRefund(p, 150), func(p *payment.Payment) error {
+	err = s.CreateRefund(ctx, newRefund(p, 150), nil, func(p *payment.Payment) error {
 		p.AmountRefunded += 150
 		return nil
 	})
@@ -433,7 +433,7 @@ func testConcurrentRefunds(t *testing.T, s gateway.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- s.CreateRefund(ctx, newRefund(p, 10), reserve(10))
+			errs <- s.CreateRefund(ctx, newRefund(p, 10), nil, reserve(10))
 		}()
 	}
 	wg.Wait()
@@ -471,13 +471,13 @@ func testConcurrentUpdates(t *testing.T, s gateway.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) ([]payment.Event, error) {
+			_, err := s.UpdatePayment(ctx, p.ID, func(p *payment.Payment) (gateway.Effects, error) {
 				n, _ := strconv.Atoi(p.Metadata["n"])
 				if p.Metadata == nil {
 					p.Metadata = map[string]string{}
 				}
 				p.Metadata["n"] = strconv.Itoa(n + 1)
-				return nil, nil
+				return gateway.Effects{}, nil
 			})
 			if err != nil {
 				t.Error(err)

@@ -14,7 +14,7 @@ func testRefunds(t *testing.T, s gateway.Store) {
 	p := succeededPayment(t, s, m.ID, 1000)
 
 	r1 := newRefund(p, 300)
-	if err := s.CreateRefund(ctx, r1, reserve(300)); err != nil {
+	if err := s.CreateRefund(ctx, r1, nil, reserve(300)); err != nil {
 		t.Fatal(err)
 	}
 	want1 := *r1
@@ -38,10 +38,10 @@ func testRefunds(t *testing.T, s gateway.Store) {
 	// A refund whose out_refund_no is taken is refused and its reservation undone.
 	dup := newRefund(p, 100)
 	dup.ProviderRef.OutRefundNo = r1.ProviderRef.OutRefundNo
-	wantKind(t, "duplicate out_refund_no", s.CreateRefund(ctx, dup, reserve(100)), payment.Conflict)
+	wantKind(t, "duplicate out_refund_no", s.CreateRefund(ctx, dup, nil, reserve(100)), payment.Conflict)
 	// A callback's error comes back unchanged, and nothing is written.
 	cause := errors.Join(errCallback)
-	if err := s.CreateRefund(ctx, newRefund(p, 100), func(p *payment.Payment) error {
+	if err := s.CreateRefund(ctx, newRefund(p, 100), nil, func(p *payment.Payment) error {
 		p.AmountRefunded += 100
 		return cause
 	}); err != cause {
@@ -54,7 +54,7 @@ func testRefunds(t *testing.T, s gateway.Store) {
 	r2 := newRefund(p, 200)
 	r2.CreatedAt = r1.CreatedAt.Add(time.Second)
 	r2.Metadata, r2.ProviderRef.OutRefundNo = nil, ""
-	if err := s.CreateRefund(ctx, r2, reserve(200)); err != nil {
+	if err := s.CreateRefund(ctx, r2, nil, reserve(200)); err != nil {
 		t.Fatal(err)
 	}
 	list, err := s.ListRefunds(ctx, p.ID)
@@ -67,16 +67,16 @@ func testRefunds(t *testing.T, s gateway.Store) {
 	// The wallet returns r1's money; r2 fails, and its amount is refundable again.
 	now := t0.Add(2 * time.Hour)
 	evt1 := payment.NewID("evt")
-	done, err := s.UpdateRefund(ctx, r1.ID, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+	done, err := s.UpdateRefund(ctx, r1.ID, func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error) {
 		if p.ID != r.PaymentID || p.AmountRefunded != 500 {
-			return nil, errors.New("UpdateRefund passed the wrong payment")
+			return gateway.Effects{}, errors.New("UpdateRefund passed the wrong payment")
 		}
 		r.ProviderRef.RefundID = "50300000012026112500001"
 		if _, err := r.Succeed(now, now); err != nil {
-			return nil, err
+			return gateway.Effects{}, err
 		}
 		e, err := payment.RefundEvent(evt1, r, now)
-		return []payment.Event{e}, err
+		return gateway.Effects{Events: []payment.Event{e}}, err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,14 +90,14 @@ func testRefunds(t *testing.T, s gateway.Store) {
 	}
 	wantEqual(t, "UpdateRefund's answer and a fresh read", got, done)
 
-	if _, err := s.UpdateRefund(ctx, r2.ID, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+	if _, err := s.UpdateRefund(ctx, r2.ID, func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error) {
 		if _, err := r.Fail("insufficient_balance", "merchant balance too low", now); err != nil {
-			return nil, err
+			return gateway.Effects{}, err
 		}
 		p.AmountRefunded -= r.Amount
 		p.UpdatedAt = now
 		e, err := payment.RefundEvent(payment.NewID("evt"), r, now)
-		return []payment.Event{e}, err
+		return gateway.Effects{Events: []payment.Event{e}}, err
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +110,9 @@ func testRefunds(t *testing.T, s gateway.Store) {
 	}
 
 	// An error from the callback rolls back both rows and the events.
-	_, err = s.UpdateRefund(ctx, r1.ID, func(r *payment.Refund, p *payment.Payment) ([]payment.Event, error) {
+	_, err = s.UpdateRefund(ctx, r1.ID, func(r *payment.Refund, p *payment.Payment) (gateway.Effects, error) {
 		r.Reason, p.Description = "changed", "changed"
-		return []payment.Event{{ID: payment.NewID("evt"), MerchantID: m.ID, Type: payment.EventRefundFailed, Data: []byte("{}"), CreatedAt: now}}, errCallback
+		return gateway.Effects{Events: []payment.Event{{ID: payment.NewID("evt"), MerchantID: m.ID, Type: payment.EventRefundFailed, Data: []byte("{}"), CreatedAt: now}}}, errCallback
 	})
 	if err != errCallback {
 		t.Fatalf("got %v, want the callback's error", err)
@@ -132,7 +132,7 @@ func testRefundIsolation(t *testing.T, s gateway.Store) {
 	m, other := newMerchant(t, s), newMerchant(t, s)
 	p := succeededPayment(t, s, m.ID, 100)
 	r := newRefund(p, 10)
-	if err := s.CreateRefund(ctx, r, reserve(10)); err != nil {
+	if err := s.CreateRefund(ctx, r, nil, reserve(10)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -144,21 +144,21 @@ func testRefundIsolation(t *testing.T, s gateway.Store) {
 	wantNotFound(t, "out_refund_no under the other wallet", got, err)
 	got, err = s.RefundByOutRefundNo(ctx, p.Provider, "")
 	wantNotFound(t, "empty out_refund_no", got, err)
-	got, err = s.UpdateRefund(ctx, "re_missing", func(*payment.Refund, *payment.Payment) ([]payment.Event, error) {
+	got, err = s.UpdateRefund(ctx, "re_missing", func(*payment.Refund, *payment.Payment) (gateway.Effects, error) {
 		t.Error("fn called for a missing refund")
-		return nil, nil
+		return gateway.Effects{}, nil
 	})
 	wantNotFound(t, "update of a missing refund", got, err)
 
 	called := false
 	lost := newRefund(p, 10)
 	lost.PaymentID = "pay_missing"
-	err = s.CreateRefund(ctx, lost, func(*payment.Payment) error { called = true; return nil })
+	err = s.CreateRefund(ctx, lost, nil, func(*payment.Payment) error { called = true; return nil })
 	wantKind(t, "refund of a missing payment", err, payment.NotFound)
 	// A refund claiming another merchant cannot reach this merchant's payment.
 	stolen := newRefund(p, 10)
 	stolen.MerchantID = other.ID
-	err = s.CreateRefund(ctx, stolen, func(*payment.Payment) error { called = true; return nil })
+	err = s.CreateRefund(ctx, stolen, nil, func(*payment.Payment) error { called = true; return nil })
 	wantKind(t, "refund of another merchant's payment", err, payment.NotFound)
 	if called {
 		t.Fatal("CreateRefund called fn without the merchant's payment")

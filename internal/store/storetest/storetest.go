@@ -124,7 +124,7 @@ func pendingPayment(merchantID string, amount int64, created time.Time) *payment
 
 func createPayment(t *testing.T, s gateway.Store, p *payment.Payment) *payment.Payment {
 	t.Helper()
-	if err := s.CreatePayment(ctx, p); err != nil {
+	if err := s.CreatePayment(ctx, p, nil); err != nil {
 		t.Fatalf("create payment: %v", err)
 	}
 	return p
