@@ -30,9 +30,12 @@ type Config struct {
 	// Tests of expiry shorten it.
 	MinPaymentTTL time.Duration
 	// Jobs plans the background jobs each state change enqueues; nil enqueues none.
-	Jobs   JobPlanner
-	Now    func() time.Time
-	Logger *slog.Logger
+	Jobs JobPlanner
+	// Customers resolves a payment's customer to the buyer's wallet identities; nil keeps
+	// customer ids as labels.
+	Customers Customers
+	Now       func() time.Time
+	Logger    *slog.Logger
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -43,6 +46,7 @@ type Service struct {
 	ttl       time.Duration
 	minTTL    time.Duration
 	planner   JobPlanner
+	customers Customers
 	now       func() time.Time
 	log       *slog.Logger
 }
@@ -51,7 +55,7 @@ type Service struct {
 func New(cfg Config) *Service {
 	s := &Service{
 		store: cfg.Store, providers: map[payment.Provider]Provider{}, publicURL: strings.TrimRight(cfg.PublicURL, "/"),
-		ttl: cfg.PaymentTTL, minTTL: cfg.MinPaymentTTL, planner: cfg.Jobs, now: cfg.Now, log: cfg.Logger,
+		ttl: cfg.PaymentTTL, minTTL: cfg.MinPaymentTTL, planner: cfg.Jobs, customers: cfg.Customers, now: cfg.Now, log: cfg.Logger,
 	}
 	if s.minTTL <= 0 {
 		s.minTTL = minTTL
@@ -179,8 +183,13 @@ func (s *Service) validateCreate(in *CreatePaymentParams, now time.Time) error {
 			return payment.InvalidParam("provider", "provider %s is not configured on this gateway", in.Provider)
 		}
 	}
-	if in.Channel == payment.ChannelMiniProgram && in.CustomerID == "" && !hasWalletIdentity(in.Provider, in.Payer) {
-		return payment.InvalidParam("payer", "a miniprogram payment needs the buyer: payer.openid (wechatpay), payer.buyer_id or payer.alipay_open_id (alipay), or a customer")
+	if in.Channel == payment.ChannelMiniProgram && !hasWalletIdentity(in.Provider, in.Payer) {
+		switch {
+		case in.CustomerID == "":
+			return payment.InvalidParam("payer", "a miniprogram payment needs the buyer: payer.openid (wechatpay), payer.buyer_id or payer.alipay_open_id (alipay), or a customer")
+		case s.customers != nil:
+			return payment.InvalidParam("customer", "customer %s has no %s identity: exchange a %s login code for it first (POST /v1/customers/login)", in.CustomerID, in.Provider, in.Provider)
+		}
 	}
 	return nil
 }
@@ -212,6 +221,9 @@ func checkURL(param, raw string) error {
 // CreatePayment records a payment and, when the merchant chose the wallet, places the order there.
 func (s *Service) CreatePayment(ctx context.Context, merchantID string, in CreatePaymentParams) (*payment.Payment, error) {
 	now := s.clock()
+	if err := s.withCustomer(ctx, merchantID, &in); err != nil {
+		return nil, err
+	}
 	if err := s.validateCreate(&in, now); err != nil {
 		return nil, err
 	}
