@@ -1,7 +1,8 @@
 // Package jobs is the background work that must not be forgotten: following pending payments and
 // refunds at the wallet until they are final (recovering lost notifications), closing payments at
-// their expiry, and housekeeping. Jobs are River jobs, inserted in the same transaction as the
-// state change that calls for them, so a crash can lose neither.
+// their expiry, delivering events to webhooks, and housekeeping. Jobs are River jobs; Planner
+// tells the gateway which to enqueue with each state change, and the store inserts them in that
+// change's transaction, so a crash can lose neither.
 package jobs
 
 import (
@@ -11,7 +12,9 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
+	"github.com/hutong-pay/hutong/internal/webhook"
 )
 
 // Service is what the workers need of the use cases (gateway.Service satisfies it).
@@ -64,36 +67,98 @@ func (PollRefundArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: *uniqueActive, MaxAttempts: 25}
 }
 
-// FirstPoll is when a new payment is first asked about: long enough for a quick buyer's
-// notification to arrive first, short enough that a lost one is noticed soon.
-const FirstPoll = 30 * time.Second
-
-// pollDelay spaces the questions to the wallet by the age of the object: often while a buyer is
-// likely paying, rarely later, never more than every 10 minutes apart.
-func pollDelay(age time.Duration) time.Duration {
-	return min(max(age/4, 10*time.Second), 10*time.Minute)
+// Schedule spaces the questions to the wallets. The zero value is the production schedule;
+// tests shorten it.
+type Schedule struct {
+	// FirstPoll is when a payment is first asked about once a buyer can pay it: long enough for a
+	// quick buyer's notification to arrive first, short enough that a lost one is noticed soon.
+	// Default 30 s.
+	FirstPoll time.Duration
+	// FirstRefundPoll is when a refund is first asked about; default 10 s.
+	FirstRefundPoll time.Duration
+	// MinPoll and MaxPoll bound the spacing of later questions; default 10 s and 10 min.
+	MinPoll, MaxPoll time.Duration
 }
 
-// PaymentJobs are the jobs a new payment needs: polls for its truth and its expiry.
-func PaymentJobs(p *payment.Payment, now time.Time) []river.InsertManyParams {
-	return []river.InsertManyParams{
-		{Args: PollPaymentArgs{PaymentID: p.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: now.Add(FirstPoll)}},
-		{Args: ExpirePaymentArgs{PaymentID: p.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: p.ExpiresAt}},
+func (s Schedule) withDefaults() Schedule {
+	if s.FirstPoll <= 0 {
+		s.FirstPoll = 30 * time.Second
 	}
+	if s.FirstRefundPoll <= 0 {
+		s.FirstRefundPoll = 10 * time.Second
+	}
+	if s.MinPoll <= 0 {
+		s.MinPoll = 10 * time.Second
+	}
+	if s.MaxPoll <= 0 {
+		s.MaxPoll = 10 * time.Minute
+	}
+	s.MaxPoll = max(s.MaxPoll, s.MinPoll)
+	return s
+}
+
+// pollDelay spaces the questions to the wallet by the age of the object: often while a buyer is
+// likely paying, rarely later.
+func (s Schedule) pollDelay(age time.Duration) time.Duration {
+	return min(max(age/4, s.MinPoll), s.MaxPoll)
+}
+
+// PaymentJobs are the jobs a new payment needs: its expiry and, once it has a wallet, polls for
+// its truth.
+func PaymentJobs(p *payment.Payment, now time.Time, s Schedule) []gateway.Job {
+	s = s.withDefaults()
+	jobs := []gateway.Job{{Args: ExpirePaymentArgs{PaymentID: p.ID}, ScheduledAt: p.ExpiresAt}}
+	if p.Provider != "" {
+		jobs = append(jobs, gateway.Job{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: now.Add(s.FirstPoll)})
+	}
+	return jobs
 }
 
 // RefundJobs are the jobs a new refund needs.
-func RefundJobs(r *payment.Refund, now time.Time) []river.InsertManyParams {
-	return []river.InsertManyParams{
-		{Args: PollRefundArgs{RefundID: r.ID}, InsertOpts: &river.InsertOpts{ScheduledAt: now.Add(10 * time.Second)}},
+func RefundJobs(r *payment.Refund, now time.Time, s Schedule) []gateway.Job {
+	s = s.withDefaults()
+	return []gateway.Job{{Args: PollRefundArgs{RefundID: r.ID}, ScheduledAt: now.Add(s.FirstRefundPoll)}}
+}
+
+// Planner is the gateway.JobPlanner on River: it names the jobs above and the webhook fan-out.
+type Planner struct {
+	Schedule Schedule
+}
+
+var _ gateway.JobPlanner = Planner{}
+
+// PaymentCreated returns PaymentJobs.
+func (pl Planner) PaymentCreated(p *payment.Payment, now time.Time) []gateway.Job {
+	return PaymentJobs(p, now, pl.Schedule)
+}
+
+// OrderPlaced returns the poll of a payment a buyer can now pay. A payment created with its wallet
+// already has one: the poll is unique per payment, so the second is not queued.
+func (pl Planner) OrderPlaced(p *payment.Payment, now time.Time) []gateway.Job {
+	s := pl.Schedule.withDefaults()
+	return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: now.Add(s.FirstPoll)}}
+}
+
+// RefundCreated returns RefundJobs.
+func (pl Planner) RefundCreated(r *payment.Refund, now time.Time) []gateway.Job {
+	return RefundJobs(r, now, pl.Schedule)
+}
+
+// EventsWritten returns one webhook fan-out per event.
+func (pl Planner) EventsWritten(events []payment.Event) []gateway.Job {
+	jobs := make([]gateway.Job, len(events))
+	for i, e := range events {
+		jobs[i] = gateway.Job{Args: webhook.FanOutArgs{EventID: e.ID}}
 	}
+	return jobs
 }
 
 // PollPaymentWorker follows a payment until it is final or expired (then the expiry job owns it).
 type PollPaymentWorker struct {
 	river.WorkerDefaults[PollPaymentArgs]
-	Service Service
-	Now     func() time.Time
+	Service  Service
+	Now      func() time.Time
+	Schedule Schedule
 }
 
 // Work asks once and snoozes while the payment is still pending.
@@ -109,7 +174,7 @@ func (w *PollPaymentWorker) Work(ctx context.Context, job *river.Job[PollPayment
 	if p.Status.Final() || !now.Before(p.ExpiresAt) {
 		return nil
 	}
-	return river.JobSnooze(pollDelay(now.Sub(p.CreatedAt)))
+	return river.JobSnooze(w.Schedule.withDefaults().pollDelay(now.Sub(p.CreatedAt)))
 }
 
 // ExpirePaymentWorker cancels a payment at its expiry, after closing it at the wallet.
@@ -143,8 +208,9 @@ func (w *ExpirePaymentWorker) Work(ctx context.Context, job *river.Job[ExpirePay
 // PollRefundWorker follows a refund until it is final.
 type PollRefundWorker struct {
 	river.WorkerDefaults[PollRefundArgs]
-	Service Service
-	Now     func() time.Time
+	Service  Service
+	Now      func() time.Time
+	Schedule Schedule
 }
 
 // Work asks once and snoozes while the refund is still pending.
@@ -159,12 +225,34 @@ func (w *PollRefundWorker) Work(ctx context.Context, job *river.Job[PollRefundAr
 	if r.Status != payment.RefundPending {
 		return nil
 	}
-	return river.JobSnooze(pollDelay(w.Now().Sub(r.CreatedAt)))
+	return river.JobSnooze(w.Schedule.withDefaults().pollDelay(w.Now().Sub(r.CreatedAt)))
 }
 
-// Register adds the workers to workers.
-func Register(workers *river.Workers, svc Service, now func() time.Time) {
-	river.AddWorker(workers, &PollPaymentWorker{Service: svc, Now: now})
+// PurgeArgs asks for old housekeeping records to be deleted: idempotency keys past their 24 h,
+// rejected notifications past their retention. It runs as a periodic job, which River enqueues
+// on its elected leader only: one node of many does it.
+type PurgeArgs struct{}
+
+// Kind names the job.
+func (PurgeArgs) Kind() string { return "housekeeping_purge" }
+
+// InsertOpts keeps one purge queued at a time.
+func (PurgeArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
+}
+
+// PurgeWorker runs Purge.
+type PurgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	Purge func(ctx context.Context) error
+}
+
+// Work purges once; an error is retried by River.
+func (w *PurgeWorker) Work(ctx context.Context, _ *river.Job[PurgeArgs]) error { return w.Purge(ctx) }
+
+// Register adds the payment and refund workers to workers.
+func Register(workers *river.Workers, svc Service, now func() time.Time, s Schedule) {
+	river.AddWorker(workers, &PollPaymentWorker{Service: svc, Now: now, Schedule: s})
 	river.AddWorker(workers, &ExpirePaymentWorker{Service: svc, Now: now})
-	river.AddWorker(workers, &PollRefundWorker{Service: svc, Now: now})
+	river.AddWorker(workers, &PollRefundWorker{Service: svc, Now: now, Schedule: s})
 }

@@ -133,6 +133,10 @@ func (d *Dispatcher) Deliver(ctx context.Context, eventID, endpointID string, at
 	if err != nil {
 		return Outcome{}, fmt.Errorf("webhook: deliver %s to %s: load event: %w", eventID, endpointID, err)
 	}
+	if ep.Livemode != ev.Livemode {
+		// Test-mode endpoints never get live events, nor the other way round.
+		return Outcome{Result: Skipped, Reason: "endpoint and event are of different modes"}, nil
+	}
 	if !ep.Subscribes(ev.Type) {
 		return Outcome{Result: Skipped, Reason: "endpoint not subscribed to " + string(ev.Type)}, nil
 	}

@@ -400,6 +400,14 @@ func TestDeliverSkips(t *testing.T) {
 			f.store.addEvent(&payment.Event{ID: "evt_B", MerchantID: "mch_B", Type: payment.EventPaymentSucceeded, Data: json.RawMessage(`{}`)})
 			return "evt_B", "we_1"
 		}},
+		{"live event to a test endpoint", func(f *fixture) (string, string) {
+			f.store.addEvent(&payment.Event{ID: "evt_live", MerchantID: "mch_A", Livemode: true, Type: payment.EventPaymentSucceeded, Data: json.RawMessage(`{}`)})
+			return "evt_live", "we_1"
+		}},
+		{"test event to a live endpoint", func(f *fixture) (string, string) {
+			_ = f.store.CreateEndpoint(ctx, &Endpoint{ID: "we_live", MerchantID: "mch_A", Livemode: true, URL: rc.srv.URL, Secret: NewSecret()})
+			return "evt_1", "we_live"
+		}},
 		{"not subscribed", func(f *fixture) (string, string) {
 			_ = f.store.CreateEndpoint(ctx, &Endpoint{ID: "we_2", MerchantID: "mch_A", URL: rc.srv.URL, Secret: NewSecret(),
 				Events: []payment.EventType{payment.EventRefundFailed}})

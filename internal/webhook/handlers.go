@@ -195,13 +195,40 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request, c caller) error 
 	now := h.now()
 	out := listJSON[endpointJSON]{Object: "list", Data: make([]endpointJSON, 0, len(eps))}
 	for _, e := range eps {
-		out.Data = append(out.Data, endpointView(e, false, now))
+		if e.Livemode == c.livemode {
+			out.Data = append(out.Data, endpointView(e, false, now))
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// endpoint returns the caller's endpoint id, of the caller's mode: a test key cannot see or
+// change a live endpoint, nor the other way round.
+func (h *Handlers) endpoint(r *http.Request, c caller, id string) (*Endpoint, error) {
+	ep, err := h.store.Endpoint(r.Context(), c.merchantID, id)
+	if err != nil {
+		return nil, err
+	}
+	if ep.Livemode != c.livemode {
+		return nil, payment.ErrNotFound("webhook endpoint", id)
+	}
+	return ep, nil
+}
+
+// event returns the caller's event id, of the caller's mode.
+func (h *Handlers) event(r *http.Request, c caller, id string) (*payment.Event, error) {
+	ev, err := h.store.Event(r.Context(), c.merchantID, id)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Livemode != c.livemode {
+		return nil, payment.ErrNotFound("event", id)
+	}
+	return ev, nil
+}
+
 func (h *Handlers) get(w http.ResponseWriter, r *http.Request, c caller) error {
-	ep, err := h.store.Endpoint(r.Context(), c.merchantID, r.PathValue("id"))
+	ep, err := h.endpoint(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -210,6 +237,9 @@ func (h *Handlers) get(w http.ResponseWriter, r *http.Request, c caller) error {
 
 func (h *Handlers) delete(w http.ResponseWriter, r *http.Request, c caller) error {
 	id := r.PathValue("id")
+	if _, err := h.endpoint(r, c, id); err != nil {
+		return err
+	}
 	if err := h.store.DeleteEndpoint(r.Context(), c.merchantID, id); err != nil {
 		return err
 	}
@@ -225,6 +255,9 @@ func (h *Handlers) rotate(w http.ResponseWriter, r *http.Request, c caller) erro
 		return err
 	}
 	now := h.now()
+	if _, err := h.endpoint(r, c, r.PathValue("id")); err != nil {
+		return err
+	}
 	ep, err := h.store.RotateSecret(r.Context(), c.merchantID, r.PathValue("id"), NewSecret(), now.Add(h.overlap))
 	if err != nil {
 		return err
@@ -233,7 +266,7 @@ func (h *Handlers) rotate(w http.ResponseWriter, r *http.Request, c caller) erro
 }
 
 func (h *Handlers) deliveries(w http.ResponseWriter, r *http.Request, c caller) error {
-	ev, err := h.store.Event(r.Context(), c.merchantID, r.PathValue("id"))
+	ev, err := h.event(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -255,12 +288,12 @@ func (h *Handlers) redeliver(w http.ResponseWriter, r *http.Request, c caller) e
 	if err := decodeRequest(w, r, map[string]param{"endpoint": {&in.Endpoint, "a string"}}); err != nil {
 		return err
 	}
-	ev, err := h.store.Event(r.Context(), c.merchantID, r.PathValue("id"))
+	ev, err := h.event(r, c, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	if in.Endpoint != "" {
-		ep, err := h.store.Endpoint(r.Context(), c.merchantID, in.Endpoint)
+		ep, err := h.endpoint(r, c, in.Endpoint)
 		if payment.IsNotFound(err) {
 			return &payment.Error{Kind: payment.NotFound, Code: "resource_missing", Param: "endpoint",
 				Message: fmt.Sprintf("no such webhook endpoint: %s", truncate(in.Endpoint, 64))}

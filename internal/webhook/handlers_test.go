@@ -434,3 +434,48 @@ func FuzzDecodeStrict(f *testing.F) {
 		}
 	})
 }
+
+// A key sees and changes only the endpoints and events of its own mode.
+func TestHandlersSeparateModes(t *testing.T) {
+	a := newAPI(t)
+	test := a.create("mch_A", `{"url":"http://127.0.0.1:9000/test"}`)
+	var live endpointOut
+	if code := a.do("mch_A", true, "POST", "/v1/webhook_endpoints", `{"url":"https://shop.example.com/live"}`, &live); code != 200 {
+		t.Fatalf("live create: %d", code)
+	}
+	for _, mode := range []struct {
+		live      bool
+		own, other string
+	}{{false, test.ID, live.ID}, {true, live.ID, test.ID}} {
+		var list struct{ Data []endpointOut }
+		a.do("mch_A", mode.live, "GET", "/v1/webhook_endpoints", "", &list)
+		if len(list.Data) != 1 || list.Data[0].ID != mode.own {
+			t.Fatalf("live=%v list: %+v, want only %s", mode.live, list.Data, mode.own)
+		}
+		for _, req := range [][2]string{
+			{"GET", "/v1/webhook_endpoints/" + mode.other},
+			{"POST", "/v1/webhook_endpoints/" + mode.other + "/rotate_secret"},
+			{"DELETE", "/v1/webhook_endpoints/" + mode.other},
+		} {
+			if code := a.do("mch_A", mode.live, req[0], req[1], "", nil); code != 404 {
+				t.Errorf("live=%v %s %s: %d, want 404", mode.live, req[0], req[1], code)
+			}
+		}
+	}
+	if _, err := a.store.Endpoint(context.Background(), "mch_A", live.ID); err != nil {
+		t.Fatalf("a test key deleted the live endpoint: %v", err)
+	}
+	a.store.addEvent(&payment.Event{ID: "evt_live", MerchantID: "mch_A", Livemode: true, Type: payment.EventPaymentSucceeded, Data: json.RawMessage(`{}`)})
+	if code := a.do("mch_A", false, "GET", "/v1/events/evt_live/deliveries", "", nil); code != 404 {
+		t.Fatalf("a test key listed a live event's deliveries: %d", code)
+	}
+	if code := a.do("mch_A", false, "POST", "/v1/events/evt_live/redeliver", "", nil); code != 404 {
+		t.Fatalf("a test key redelivered a live event: %d", code)
+	}
+	var out struct {
+		WebhookEndpoints []string `json:"webhook_endpoints"`
+	}
+	if code := a.do("mch_A", true, "POST", "/v1/events/evt_live/redeliver", "", &out); code != 200 || len(out.WebhookEndpoints) != 1 || out.WebhookEndpoints[0] != live.ID {
+		t.Fatalf("live redelivery: %d %+v, want only the live endpoint", code, out)
+	}
+}

@@ -139,8 +139,8 @@ func (w *FanOutWorker) Work(ctx context.Context, job *river.Job[FanOutArgs]) err
 	return err
 }
 
-// enqueue inserts a DeliverArgs for ev to each enabled endpoint of its merchant subscribed to
-// its type (or only to endpoint onlyID, when set), and returns their ids.
+// enqueue inserts a DeliverArgs for ev to each enabled endpoint of its merchant and mode subscribed
+// to its type (or only to endpoint onlyID, when set), and returns their ids.
 func enqueue(ctx context.Context, s Store, ins Inserter, ev *payment.Event, onlyID, redelivery string) ([]string, error) {
 	eps, err := s.ListEndpoints(ctx, ev.MerchantID)
 	if err != nil {
@@ -149,7 +149,7 @@ func enqueue(ctx context.Context, s Store, ins Inserter, ev *payment.Event, only
 	var ids []string
 	var params []river.InsertManyParams
 	for _, ep := range eps {
-		if ep.Disabled || !ep.Subscribes(ev.Type) || (onlyID != "" && ep.ID != onlyID) {
+		if ep.Disabled || ep.Livemode != ev.Livemode || !ep.Subscribes(ev.Type) || (onlyID != "" && ep.ID != onlyID) {
 			continue
 		}
 		ids = append(ids, ep.ID)

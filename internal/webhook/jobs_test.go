@@ -180,6 +180,7 @@ func TestFanOut(t *testing.T) {
 		{ID: "we_pay", MerchantID: "mch_A", Events: []payment.EventType{payment.EventRefundFailed, payment.EventPaymentSucceeded}},
 		{ID: "we_refunds", MerchantID: "mch_A", Events: []payment.EventType{payment.EventRefundSucceeded}},
 		{ID: "we_disabled", MerchantID: "mch_A", Disabled: true},
+		{ID: "we_live", MerchantID: "mch_A", Livemode: true}, // the event is a test-mode one
 		{ID: "we_other", MerchantID: "mch_B"},
 	} {
 		e.URL, e.Secret = "https://example.com", NewSecret()
