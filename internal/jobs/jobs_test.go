@@ -72,11 +72,15 @@ type fakeService struct {
 	err     error
 }
 
-func (f *fakeService) SyncPayment(context.Context, string) (*payment.Payment, error) { return f.payment, f.err }
+func (f *fakeService) SyncPayment(context.Context, string) (*payment.Payment, error) {
+	return f.payment, f.err
+}
 func (f *fakeService) ExpirePayment(context.Context, string) (*payment.Payment, error) {
 	return f.payment, f.err
 }
-func (f *fakeService) SyncRefund(context.Context, string) (*payment.Refund, error) { return f.refund, f.err }
+func (f *fakeService) SyncRefund(context.Context, string) (*payment.Refund, error) {
+	return f.refund, f.err
+}
 
 func job[T river.JobArgs](args T) *river.Job[T] {
 	return &river.Job[T]{JobRow: &rivertype.JobRow{ID: 1, Attempt: 1}, Args: args}

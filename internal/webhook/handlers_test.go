@@ -444,7 +444,7 @@ func TestHandlersSeparateModes(t *testing.T) {
 		t.Fatalf("live create: %d", code)
 	}
 	for _, mode := range []struct {
-		live      bool
+		live       bool
 		own, other string
 	}{{false, test.ID, live.ID}, {true, live.ID, test.ID}} {
 		var list struct{ Data []endpointOut }
