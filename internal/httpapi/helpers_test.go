@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,12 +18,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/hutong-pay/hutong/internal/apikey"
 	"github.com/hutong-pay/hutong/internal/fakewallet"
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/sqlite"
+	"github.com/hutong-pay/hutong/internal/webhook"
 )
 
 // testEnv is the API served over loopback HTTP on a real SQLite store, with fake wallets.
@@ -30,6 +34,8 @@ type testEnv struct {
 	t       *testing.T
 	srv     *httptest.Server
 	store   *faultyStore
+	sql     *sqlite.Store // the real store under store, which also keeps webhooks
+	queue   *river.Client[*sql.Tx]
 	svc     *gateway.Service
 	wechat  *fakewallet.Wallet
 	alipay  *fakewallet.Wallet
@@ -53,8 +59,12 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
+	queue, err := river.NewClient(riversqlite.New(st.DB()), &river.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &testEnv{
-		t: t, store: &faultyStore{Store: st}, clock: &testClock{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry(),
+		t: t, store: &faultyStore{Store: st}, sql: st, queue: queue, clock: &testClock{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry(),
 		wechat: fakewallet.New(fakewallet.Options{Name: payment.WeChatPay}),
 		alipay: fakewallet.New(fakewallet.Options{Name: payment.Alipay}),
 		doc:    loadOpenAPI(t), seen: map[string]bool{},
@@ -64,7 +74,16 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		Store: CountTransitions(e.store, e.reg), Providers: []gateway.Provider{e.wechat, e.alipay}, PublicURL: "https://pay.example.test",
 		Now: e.clock.Now, Logger: logger,
 	})
-	cfg := Config{Service: e.svc, Store: e.store, Logger: logger, Metrics: e.reg, Now: e.clock.Now}
+	// The webhook routes are mounted as the node mounts them; redeliveries go to the store's queue.
+	hooks := webhook.NewHandlers(webhook.HandlersConfig{Store: st, MaxEndpoints: 3, Now: e.clock.Now,
+		Inserter: webhook.InserterFunc(func(ctx context.Context, p []river.InsertManyParams) error {
+			_, err := queue.InsertMany(ctx, p)
+			return err
+		})})
+	cfg := Config{Service: e.svc, Store: e.store, Logger: logger, Metrics: e.reg, Now: e.clock.Now,
+		ExtraAPI: func(mux *http.ServeMux, writeError func(http.ResponseWriter, *http.Request, error)) {
+			hooks.Register(mux, Merchant, writeError)
+		}}
 	for _, o := range opts {
 		o(&cfg)
 	}

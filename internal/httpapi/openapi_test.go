@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"sort"
@@ -14,7 +15,18 @@ import (
 	"time"
 
 	"github.com/hutong-pay/hutong/internal/payment"
+	"github.com/hutong-pay/hutong/internal/webhook"
 )
+
+// documentedRoutes is every route the node serves under the API's authentication: the API's own
+// and the webhook routes the node mounts through Config.ExtraAPI.
+func documentedRoutes() []route {
+	rts := newAPI(Config{}).routes()
+	for _, p := range webhook.Routes() {
+		rts = append(rts, route{pattern: p, auth: true})
+	}
+	return rts
+}
 
 // openAPI is the embedded document with a validator for the JSON Schema subset it uses:
 // type (with type arrays), enum, required, properties, additionalProperties (false or a
@@ -318,7 +330,7 @@ func TestValidatorRejects(t *testing.T) {
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	d := loadOpenAPI(t)
 	registered := map[string]bool{}
-	for _, rt := range newAPI(Config{}).routes() {
+	for _, rt := range documentedRoutes() {
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		registered[strings.ToLower(method)+" "+path] = true
 		item, ok := d.paths[path].(map[string]any)
@@ -401,6 +413,15 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"PaymentList":          reflect.TypeFor[list[*payment.Payment]](),
 		"EventList":            reflect.TypeFor[list[*payment.Event]](),
 		"Error":                reflect.TypeFor[errorEnvelope](),
+
+		"WebhookEndpoint":              reflect.TypeFor[webhook.EndpointView](),
+		"WebhookEndpointList":          reflect.TypeFor[webhook.ListView[webhook.EndpointView]](),
+		"DeletedWebhookEndpoint":       reflect.TypeFor[webhook.DeletedView](),
+		"WebhookAttempt":               reflect.TypeFor[webhook.AttemptView](),
+		"WebhookAttemptList":           reflect.TypeFor[webhook.ListView[webhook.AttemptView]](),
+		"Redelivery":                   reflect.TypeFor[webhook.RedeliveryView](),
+		"CreateWebhookEndpointRequest": reflect.TypeFor[webhook.CreateEndpointRequest](),
+		"RedeliverRequest":             reflect.TypeFor[webhook.RedeliverRequest](),
 	} {
 		s, ok := schemas[name].(map[string]any)
 		if !ok {
@@ -462,4 +483,18 @@ func (d *openAPI) documentedStatuses() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// The webhook routes the document lists are the ones the handlers mount: asking the node's mux
+// (as newEnv builds it, like the node) which pattern serves each finds them all.
+func TestWebhookRoutesAreMounted(t *testing.T) {
+	e := newEnv(t)
+	h := e.srv.Config.Handler.(*api)
+	for _, p := range webhook.Routes() {
+		method, path, _ := strings.Cut(p, " ")
+		r := httptest.NewRequest(method, strings.ReplaceAll(path, "{id}", "x"), nil)
+		if _, got := h.mux.Handler(r); got != p {
+			t.Errorf("%s is served by %q", p, got)
+		}
+	}
 }

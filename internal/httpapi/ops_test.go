@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hutong-pay/hutong/internal/fakewallet"
 	"github.com/hutong-pay/hutong/internal/payment"
+	"github.com/hutong-pay/hutong/internal/webhook"
 )
 
 func TestHealthz(t *testing.T) {
@@ -248,6 +250,47 @@ func TestOpenAPIWalk(t *testing.T) {
 	e.do(req{method: "GET", path: "/metrics"})
 	e.do(req{method: "GET", path: "/openapi.json"})
 
+	// Webhooks: endpoints, their secrets, an event's deliveries and redelivery.
+	var ep struct{ ID string }
+	ok("POST", "/v1/webhook_endpoints", map[string]any{"url": "http://127.0.0.1:9/hooks", "events": []string{"payment.succeeded", "payment.canceled"}}).decode(t, &ep)
+	var doomed struct{ ID string }
+	ok("POST", "/v1/webhook_endpoints", map[string]any{"url": "http://127.0.0.1:9/old"}).decode(t, &doomed)
+	var disabled struct{ ID string }
+	ok("POST", "/v1/webhook_endpoints", map[string]any{"url": "http://127.0.0.1:9/gone"}).decode(t, &disabled)
+	if err := e.sql.DisableEndpoint(context.Background(), disabled.ID, "the endpoint answered 410 Gone", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ok("POST", "/v1/webhook_endpoints", map[string]any{"url": "http://127.0.0.1:9/one-too-many"}) // 409: the limit
+	ok("GET", "/v1/webhook_endpoints", nil)
+	ok("GET", "/v1/webhook_endpoints/"+ep.ID, nil)
+	ok("POST", "/v1/webhook_endpoints/"+ep.ID+"/rotate_secret", nil)
+	ok("GET", "/v1/webhook_endpoints/"+ep.ID, nil) // with previous_secret_expires_at
+	ok("DELETE", "/v1/webhook_endpoints/"+doomed.ID, nil)
+	var events struct{ Data []struct{ ID, Type string } }
+	ok("GET", "/v1/events?type=payment.succeeded", nil).decode(t, &events)
+	if len(events.Data) == 0 {
+		t.Fatal("no payment.succeeded event")
+	}
+	evt := events.Data[0].ID
+	if err := e.sql.RecordAttempt(context.Background(), &webhook.Attempt{ID: payment.NewID("wha"), EventID: evt, EndpointID: ep.ID,
+		MerchantID: merchantIDOf(t, e, sk), Number: 1, StatusCode: 500, Error: "receiver answered 500 Internal Server Error",
+		Duration: time.Millisecond, At: e.clock.Now(), NextAttemptAt: e.clock.Now().Add(5 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	ok("GET", "/v1/events/"+evt+"/deliveries", nil)
+	ok("POST", "/v1/events/"+evt+"/redeliver", nil)
+	ok("POST", "/v1/events/"+evt+"/redeliver", map[string]any{"endpoint": ep.ID})
+	ok("POST", "/v1/webhook_endpoints", map[string]any{"url": "ftp://127.0.0.1/hooks"}) // 400
+	ok("POST", "/v1/webhook_endpoints/"+ep.ID+"/rotate_secret", `{"secret":"mine"}`)    // 400
+	ok("POST", "/v1/events/"+evt+"/redeliver", `{"endpoint":7}`)                        // 400
+	ok("POST", "/v1/events/"+evt+"/redeliver", map[string]any{"endpoint": disabled.ID}) // 409
+	for _, path := range []string{"/v1/webhook_endpoints/we_nope", "/v1/events/evt_nope/deliveries"} {
+		ok("GET", path, nil)
+	}
+	ok("DELETE", "/v1/webhook_endpoints/"+doomed.ID, nil)
+	ok("POST", "/v1/webhook_endpoints/we_nope/rotate_secret", nil)
+	ok("POST", "/v1/events/evt_nope/redeliver", nil)
+
 	// 400s.
 	ok("POST", "/v1/payments", `{"amount":"1"}`)
 	ok("GET", "/v1/payments?limit=1000", nil)
@@ -255,7 +298,7 @@ func TestOpenAPIWalk(t *testing.T) {
 	ok("POST", "/v1/refunds", `{"payment_id":1}`)
 	ok("GET", "/v1/events?type=nope", nil)
 	// 401s.
-	for _, rt := range newAPI(Config{}).routes() {
+	for _, rt := range documentedRoutes() {
 		if rt.auth {
 			method, path, _ := strings.Cut(rt.pattern, " ")
 			e.do(req{method: method, path: strings.ReplaceAll(path, "{id}", "x")})
@@ -292,7 +335,7 @@ func TestOpenAPIWalk(t *testing.T) {
 	e.wechat.SetError(fakewallet.OpClosePayment, nil)
 	// 500s and 503.
 	e.store.fail("APIKeyByHash", errors.New("injected"))
-	for _, rt := range newAPI(Config{}).routes() {
+	for _, rt := range documentedRoutes() {
 		if rt.auth {
 			method, path, _ := strings.Cut(rt.pattern, " ")
 			ok(method, strings.ReplaceAll(path, "{id}", "x"), `{}`)

@@ -76,18 +76,40 @@ func (h *Handlers) Register(mux *http.ServeMux, merchant func(*http.Request) (me
 			}
 		})
 	}
-	mux.Handle("POST /v1/webhook_endpoints", wrap(h.create))
-	mux.Handle("GET /v1/webhook_endpoints", wrap(h.list))
-	mux.Handle("GET /v1/webhook_endpoints/{id}", wrap(h.get))
-	mux.Handle("DELETE /v1/webhook_endpoints/{id}", wrap(h.delete))
-	mux.Handle("POST /v1/webhook_endpoints/{id}/rotate_secret", wrap(h.rotate))
-	mux.Handle("GET /v1/events/{id}/deliveries", wrap(h.deliveries))
-	mux.Handle("POST /v1/events/{id}/redeliver", wrap(h.redeliver))
+	for _, rt := range h.routes() {
+		mux.Handle(rt.pattern, wrap(rt.handler))
+	}
 }
 
-// endpointJSON is an endpoint as the API shows it. Secret is set only in the answers to
+type route struct {
+	pattern string
+	handler handlerFunc
+}
+
+func (h *Handlers) routes() []route {
+	return []route{
+		{"POST /v1/webhook_endpoints", h.create},
+		{"GET /v1/webhook_endpoints", h.list},
+		{"GET /v1/webhook_endpoints/{id}", h.get},
+		{"DELETE /v1/webhook_endpoints/{id}", h.delete},
+		{"POST /v1/webhook_endpoints/{id}/rotate_secret", h.rotate},
+		{"GET /v1/events/{id}/deliveries", h.deliveries},
+		{"POST /v1/events/{id}/redeliver", h.redeliver},
+	}
+}
+
+// Routes returns the patterns Register mounts, for the API document's tests.
+func Routes() []string {
+	var out []string
+	for _, rt := range (&Handlers{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+// EndpointView is an endpoint as the API shows it. Secret is set only in the answers to
 // creation and rotation.
-type endpointJSON struct {
+type EndpointView struct {
 	ID                      string              `json:"id"`
 	Object                  string              `json:"object"`
 	URL                     string              `json:"url"`
@@ -100,8 +122,8 @@ type endpointJSON struct {
 	CreatedAt               time.Time           `json:"created_at"`
 }
 
-func endpointView(e *Endpoint, withSecret bool, now time.Time) endpointJSON {
-	v := endpointJSON{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, Events: e.Events, Status: "enabled",
+func endpointView(e *Endpoint, withSecret bool, now time.Time) EndpointView {
+	v := EndpointView{ID: e.ID, Object: "webhook_endpoint", URL: e.URL, Events: e.Events, Status: "enabled",
 		DisabledReason: e.DisabledReason, Livemode: e.Livemode, CreatedAt: e.CreatedAt}
 	if v.Events == nil {
 		v.Events = []payment.EventType{}
@@ -119,8 +141,8 @@ func endpointView(e *Endpoint, withSecret bool, now time.Time) endpointJSON {
 	return v
 }
 
-// attemptJSON is a delivery attempt as the API shows it.
-type attemptJSON struct {
+// AttemptView is a delivery attempt as the API shows it.
+type AttemptView struct {
 	ID              string     `json:"id"`
 	Object          string     `json:"object"`
 	Event           string     `json:"event"`
@@ -134,8 +156,8 @@ type attemptJSON struct {
 	NextAttemptAt   *time.Time `json:"next_attempt_at,omitempty"`
 }
 
-func attemptView(a *Attempt) attemptJSON {
-	v := attemptJSON{ID: a.ID, Object: "webhook_attempt", Event: a.EventID, WebhookEndpoint: a.EndpointID, Attempt: a.Number,
+func attemptView(a *Attempt) AttemptView {
+	v := AttemptView{ID: a.ID, Object: "webhook_attempt", Event: a.EventID, WebhookEndpoint: a.EndpointID, Attempt: a.Number,
 		Status: "failed", StatusCode: a.StatusCode, Error: a.Error, DurationMS: a.Duration.Milliseconds(), CreatedAt: a.At}
 	if a.Succeeded() {
 		v.Status = "succeeded"
@@ -147,7 +169,8 @@ func attemptView(a *Attempt) attemptJSON {
 	return v
 }
 
-type listJSON[T any] struct {
+// ListView is a list as the API shows it.
+type ListView[T any] struct {
 	Object  string `json:"object"`
 	Data    []T    `json:"data"`
 	HasMore bool   `json:"has_more"`
@@ -193,7 +216,7 @@ func (h *Handlers) list(w http.ResponseWriter, r *http.Request, c caller) error 
 		return fmt.Errorf("webhook: list endpoints: %w", err)
 	}
 	now := h.now()
-	out := listJSON[endpointJSON]{Object: "list", Data: make([]endpointJSON, 0, len(eps))}
+	out := ListView[EndpointView]{Object: "list", Data: make([]EndpointView, 0, len(eps))}
 	for _, e := range eps {
 		if e.Livemode == c.livemode {
 			out.Data = append(out.Data, endpointView(e, false, now))
@@ -243,11 +266,7 @@ func (h *Handlers) delete(w http.ResponseWriter, r *http.Request, c caller) erro
 	if err := h.store.DeleteEndpoint(r.Context(), c.merchantID, id); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Deleted bool   `json:"deleted"`
-	}{id, "webhook_endpoint", true})
+	return writeJSON(w, http.StatusOK, DeletedView{id, "webhook_endpoint", true})
 }
 
 func (h *Handlers) rotate(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -274,7 +293,7 @@ func (h *Handlers) deliveries(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return fmt.Errorf("webhook: list attempts of %s: %w", ev.ID, err)
 	}
-	out := listJSON[attemptJSON]{Object: "list", Data: make([]attemptJSON, 0, len(as))}
+	out := ListView[AttemptView]{Object: "list", Data: make([]AttemptView, 0, len(as))}
 	for _, a := range as {
 		if a.MerchantID == c.merchantID {
 			out.Data = append(out.Data, attemptView(a))
@@ -319,11 +338,33 @@ func (h *Handlers) redeliver(w http.ResponseWriter, r *http.Request, c caller) e
 	if ids == nil {
 		ids = []string{}
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Object           string   `json:"object"`
-		Event            string   `json:"event"`
-		WebhookEndpoints []string `json:"webhook_endpoints"`
-	}{"redelivery", ev.ID, ids})
+	return writeJSON(w, http.StatusOK, RedeliveryView{"redelivery", ev.ID, ids})
+}
+
+// DeletedView answers a deletion.
+type DeletedView struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Deleted bool   `json:"deleted"`
+}
+
+// RedeliveryView answers a redelivery: the endpoints the event is queued for again.
+type RedeliveryView struct {
+	Object           string   `json:"object"`
+	Event            string   `json:"event"`
+	WebhookEndpoints []string `json:"webhook_endpoints"`
+}
+
+// CreateEndpointRequest is POST /v1/webhook_endpoints' body (for the API document; create
+// decodes it strictly by hand).
+type CreateEndpointRequest struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events"`
+}
+
+// RedeliverRequest is POST /v1/events/{id}/redeliver's optional body.
+type RedeliverRequest struct {
+	Endpoint string `json:"endpoint"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
