@@ -119,17 +119,18 @@ func (a *WebAuth) serveCallback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !a.needsOpenID(p) {
+		// Already done (the callback reloaded, say), or no longer payable: the checkout shows
+		// the payment as it is, and the code would be refused as used anyway.
+		a.backToCheckout(w, r, id)
+		return
+	}
 	cookie, err := r.Cookie(cookieName)
 	if err != nil || !verifyState(a.key, id, cookie.Value, q.Get("state"), a.now()) {
 		a.page(w, r, id, http.StatusBadRequest, msgExpired)
 		return
 	}
 	a.clearCookie(w, id)
-	if !a.needsOpenID(p) {
-		// Already done, e.g. the callback reloaded: the code would be refused as used anyway.
-		a.backToCheckout(w, r, id)
-		return
-	}
 	code := q.Get("code")
 	if code == "" || checkCode(code) != nil {
 		a.page(w, r, id, http.StatusBadRequest, msgDenied)
