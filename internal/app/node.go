@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +20,11 @@ import (
 	"github.com/hutong-pay/hutong/internal/config"
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/httpapi"
+	"github.com/hutong-pay/hutong/internal/jobs"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/postgres"
 	"github.com/hutong-pay/hutong/internal/store/sqlite"
+	"github.com/hutong-pay/hutong/internal/webhook"
 	"github.com/hutong-pay/hutong/internal/wechatpay"
 )
 
@@ -44,6 +48,10 @@ type NodeOptions struct {
 	Now     func() time.Time // nil: time.Now
 	// SandboxURL, when set, tells the checkout it may load the sandbox's emulated wallet bridge.
 	SandboxURL string
+	// Jobs tunes the background work (tests shorten its schedule).
+	Jobs JobOptions
+	// MinPaymentTTL is the shortest expires_at a merchant may ask for; 0: the gateway's minute.
+	MinPaymentTTL time.Duration
 }
 
 // Node is one stateless gateway process: any number share one PostgreSQL database.
@@ -51,8 +59,18 @@ type Node struct {
 	Store    gateway.Store
 	Service  *gateway.Service
 	Registry *prometheus.Registry
+	// Queue works the node's share of the background jobs (River) once Run starts it.
+	Queue    Queue
 	handler  http.Handler
 	log      *slog.Logger
+	now      func() time.Time
+	jobs     JobOptions
+	rejected *prometheus.CounterVec
+
+	mu            sync.Mutex
+	queueStarted  bool
+	queueStopped  bool
+	queueStopErrs error
 }
 
 // NewNode opens the store and builds the connectors, use cases and HTTP handler.
@@ -72,7 +90,17 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Store: st, Registry: reg, log: log}
+	n := &Node{Store: st, Registry: reg, log: log, now: now, jobs: opts.Jobs.withDefaults()}
+	n.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hutong_rejected_notifications_total",
+		Help: "Wallet notifications that changed nothing (forged, stale, mismatched, unknown), by wallet and class.",
+	}, []string{"provider", "kind"})
+	reg.MustRegister(n.rejected)
+	hooks, ok := st.(webhook.Store)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("app: a %T store keeps no webhooks", st)
+	}
 	providers, notifyHandlers, err := n.connectors(ctx, cfg, now, reg)
 	if err != nil {
 		st.Close()
@@ -80,22 +108,35 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 	}
 	n.Service = gateway.New(gateway.Config{
 		Store: st, Providers: providers, PublicURL: cfg.PublicURL, PaymentTTL: cfg.PaymentTTL.Duration, Now: now, Logger: log,
+		MinPaymentTTL: opts.MinPaymentTTL, Jobs: jobs.Planner{Schedule: opts.Jobs.Schedule},
 	})
+	dispatcher := webhook.NewDispatcher(webhook.DispatcherConfig{Store: hooks, Livemode: cfg.Livemode, Now: now, Logger: log.With("component", "webhooks")})
+	if n.Queue, err = newQueue(st, n.Service, hooks, dispatcher, opts.Jobs, now, log.With("component", "jobs")); err != nil {
+		st.Close()
+		return nil, err
+	}
+	wh := webhook.NewHandlers(webhook.HandlersConfig{Store: hooks, Inserter: webhook.InserterFunc(n.Queue.InsertMany), Livemode: cfg.Livemode, Now: now})
 	co := checkout.New(checkout.Config{Service: n.Service, Logger: log, Now: now, SandboxURL: opts.SandboxURL})
 	n.handler = httpapi.New(httpapi.Config{
 		Service: n.Service, Store: st, Logger: log, Metrics: reg, Now: now, IdempotencyStaleAfter: cfg.IdempotencyStaleAfter.Duration,
 		Extra: func(mux *http.ServeMux) {
-			for pattern, h := range notifyHandlers(n.Service, n.recordRejected) {
+			for pattern, h := range notifyHandlers(n.Service, n.recorder) {
 				mux.Handle(pattern, h)
 			}
 			co.Register(mux)
+		},
+		ExtraAPI: func(mux *http.ServeMux, writeError func(http.ResponseWriter, *http.Request, error)) {
+			wh.Register(mux, httpapi.Merchant, writeError)
 		},
 	})
 	return n, nil
 }
 
+// recorderFor returns the Recorder of a wallet's rejected notifications.
+type recorderFor func(provider payment.Provider) func(ctx context.Context, kind, reason string, fields map[string]string)
+
 // notifyMounts builds the wallet notification handlers once the service exists.
-type notifyMounts func(app *gateway.Service, rec func(ctx context.Context, kind, reason string, fields map[string]string)) map[string]http.Handler
+type notifyMounts func(app *gateway.Service, rec recorderFor) map[string]http.Handler
 
 // connectors builds the configured wallet connectors.
 func (n *Node) connectors(ctx context.Context, cfg config.Config, now func() time.Time, reg prometheus.Registerer) ([]gateway.Provider, notifyMounts, error) {
@@ -125,15 +166,15 @@ func (n *Node) connectors(ctx context.Context, cfg config.Config, now func() tim
 		}
 		providers = append(providers, ali)
 	}
-	mounts := func(svc *gateway.Service, rec func(context.Context, string, string, map[string]string)) map[string]http.Handler {
+	mounts := func(svc *gateway.Service, rec recorderFor) map[string]http.Handler {
 		m := map[string]http.Handler{}
 		if wx != nil {
-			h := wx.NotificationHandler(svc, rec)
+			h := wx.NotificationHandler(svc, rec(payment.WeChatPay))
 			m["POST /notify/wechatpay/payments"] = h
 			m["POST /notify/wechatpay/refunds"] = h
 		}
 		if ali != nil {
-			h := ali.NotificationHandler(svc, rec)
+			h := ali.NotificationHandler(svc, rec(payment.Alipay))
 			m["POST /notify/alipay/payments"] = h
 			m["POST /notify/alipay/refunds"] = h
 		}
@@ -142,27 +183,80 @@ func (n *Node) connectors(ctx context.Context, cfg config.Config, now func() tim
 	return providers, mounts, nil
 }
 
-// recordRejected logs a wallet notification that changed nothing (forged, stale, mismatched,
-// unknown) for operators. Only identifiers are logged, never bodies or signatures.
-func (n *Node) recordRejected(ctx context.Context, kind, reason string, fields map[string]string) {
-	attrs := []any{"kind", kind, "reason", reason}
-	for k, v := range fields {
-		attrs = append(attrs, k, v)
+// recorder returns the Recorder of provider's notifications that changed nothing (forged, stale,
+// mismatched, unknown): each is counted, logged and kept in rejected_notifications for operators.
+// Only identifiers are kept, never bodies or signatures.
+func (n *Node) recorder(provider payment.Provider) func(ctx context.Context, kind, reason string, fields map[string]string) {
+	return func(ctx context.Context, kind, reason string, fields map[string]string) {
+		n.rejected.WithLabelValues(string(provider), kind).Inc()
+		attrs := []any{"provider", provider, "kind", kind, "reason", reason}
+		for k, v := range fields {
+			attrs = append(attrs, k, v)
+		}
+		n.log.WarnContext(ctx, "wallet notification rejected", attrs...)
+		log, ok := n.Store.(rejectionLog)
+		if !ok {
+			return
+		}
+		// The wallet's request may be gone by now; the record is kept regardless.
+		rec := &gateway.RejectedNotification{Provider: provider, Kind: kind, Reason: reason, Fields: fields, At: n.now()}
+		if err := log.RecordRejected(context.WithoutCancel(ctx), rec); err != nil {
+			n.log.ErrorContext(ctx, "record rejected notification", "provider", provider, "kind", kind, "err", err)
+		}
 	}
-	n.log.WarnContext(ctx, "wallet notification rejected", attrs...)
 }
 
 // Handler is the node's whole HTTP surface.
 func (n *Node) Handler() http.Handler { return n.handler }
 
-// Run serves on ln and runs the background work until ctx is done.
+// Run serves on ln and runs the background work until ctx is done. Then it stops serving (letting
+// requests in flight finish), stops the jobs (letting running ones finish, up to
+// JobOptions.StopTimeout) and returns; Close then closes the store.
 func (n *Node) Run(ctx context.Context, ln net.Listener) error {
+	if err := n.StartJobs(ctx); err != nil {
+		return err
+	}
 	n.log.Info("gateway listening", "url", BaseURL(ln))
-	return Serve(ctx, ln, n.handler, n.log)
+	err := Serve(ctx, ln, n.handler, n.log)
+	return errors.Join(err, n.StopJobs())
 }
 
-// Close releases the store.
-func (n *Node) Close() error { return n.Store.Close() }
+// StartJobs starts working background jobs, unless JobOptions.Disabled; Run calls it. The jobs
+// run until StopJobs or Close, whatever becomes of ctx.
+func (n *Node) StartJobs(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.jobs.Disabled || n.queueStarted || n.queueStopped {
+		return nil
+	}
+	if err := n.Queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	n.queueStarted = true
+	n.log.Info("background jobs started", "river_client", n.Queue.ID())
+	return nil
+}
+
+// StopJobs stops working jobs: running ones get JobOptions.StopTimeout to finish, then are
+// cancelled (River runs them again later, here or on another node). It is safe to call twice.
+func (n *Node) StopJobs() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.queueStarted || n.queueStopped {
+		n.queueStopped = true
+		return n.queueStopErrs
+	}
+	n.queueStopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), n.jobs.StopTimeout+10*time.Second)
+	defer cancel()
+	if err := n.Queue.Stop(ctx); err != nil {
+		n.queueStopErrs = fmt.Errorf("stop jobs: %w", err)
+	}
+	return n.queueStopErrs
+}
+
+// Close stops the jobs if they run, then closes the store.
+func (n *Node) Close() error { return errors.Join(n.StopJobs(), n.Store.Close()) }
 
 // SeedMerchant makes sure merchant id exists with name, returning it.
 func SeedMerchant(ctx context.Context, st gateway.Store, id, name string, now time.Time) (*payment.Merchant, error) {
