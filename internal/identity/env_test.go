@@ -29,7 +29,7 @@ import (
 // with the customer routes, the checkout with WeChat web authorization) against the real
 // wallet sandboxes, each on its own loopback listener.
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	sb         *sandbox.Sandbox
 	creds      sandbox.Credentials
 	sandboxURL string
@@ -43,13 +43,13 @@ type env struct {
 	otherKey   string // another merchant's test key
 }
 
-func serve(t *testing.T, ln net.Listener, h http.Handler) {
+func serve(t testing.TB, ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 }
 
-func listen(t *testing.T) (net.Listener, string) {
+func listen(t testing.TB) (net.Listener, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func listen(t *testing.T) (net.Listener, string) {
 	return ln, "http://" + ln.Addr().String()
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -33,19 +33,41 @@ func (s *Service) RegisterAPI(mux *http.ServeMux, merchant func(*http.Request) (
 			}
 		})
 	}
-	mux.Handle("POST /v1/customers/login", wrap(s.serveLogin))
-	mux.Handle("GET /v1/customers/{id}", wrap(s.serveCustomer))
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, wrap(rt.handler))
+	}
 }
 
-// loginBody is POST /v1/customers/login's body.
-type loginBody struct {
-	Provider string
-	Code     string
-	Customer string
+type route struct {
+	pattern string
+	handler func(w http.ResponseWriter, r *http.Request, merchantID string, livemode bool) error
+}
+
+func (s *Service) routes() []route {
+	return []route{
+		{"POST /v1/customers/login", s.serveLogin},
+		{"GET /v1/customers/{id}", s.serveCustomer},
+	}
+}
+
+// Routes lists the patterns RegisterAPI mounts, for the API's OpenAPI document and its tests.
+func Routes() []string {
+	var out []string
+	for _, rt := range (&Service{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+// LoginRequest is POST /v1/customers/login's body.
+type LoginRequest struct {
+	Provider string `json:"provider"`           // wechatpay | alipay
+	Code     string `json:"code"`               // wx.login's code / my.getAuthCode's auth code
+	Customer string `json:"customer,omitempty"` // link the identity to this customer
 }
 
 func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request, merchantID string, livemode bool) error {
-	var in loginBody
+	var in LoginRequest
 	if err := decodeRequest(w, r, map[string]param{
 		"provider": {&in.Provider, "a string"},
 		"code":     {&in.Code, "a string"},

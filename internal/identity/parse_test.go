@@ -213,10 +213,10 @@ func TestStateBindsPaymentNonceAndExpiry(t *testing.T) {
 }
 
 func TestDecodeStrict(t *testing.T) {
-	params := func(in *loginBody) map[string]param {
+	params := func(in *LoginRequest) map[string]param {
 		return map[string]param{"provider": {&in.Provider, "a string"}, "code": {&in.Code, "a string"}, "customer": {&in.Customer, "a string"}}
 	}
-	var in loginBody
+	var in LoginRequest
 	if err := decodeStrict([]byte(` {"provider":"wechatpay","code":"c1","customer":null} `), params(&in)); err != nil || in.Provider != "wechatpay" || in.Code != "c1" || in.Customer != "" {
 		t.Fatalf("good body: %+v %v", in, err)
 	}
@@ -232,7 +232,7 @@ func TestDecodeStrict(t *testing.T) {
 		`{"customer":{"id":"cus_1"}}`:       "customer",
 		`{"provider":"wechatpay","x":true}`: "x",
 	} {
-		var in loginBody
+		var in LoginRequest
 		err := decodeStrict([]byte(body), params(&in))
 		var pe *payment.Error
 		if !errors.As(err, &pe) || pe.Kind != payment.Invalid || pe.Param != param {
@@ -246,7 +246,7 @@ func FuzzDecodeStrict(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var in loginBody
+		var in LoginRequest
 		err := decodeStrict(body, map[string]param{"provider": {&in.Provider, "a string"}, "code": {&in.Code, "a string"}, "customer": {&in.Customer, "a string"}})
 		if err == nil {
 			// What was accepted is a JSON object whose keys are all known.
