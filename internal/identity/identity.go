@@ -137,7 +137,8 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 type LoginParams struct {
 	Provider payment.Provider
 	Code     string
-	// CustomerID, when set, links the identity to this customer instead of finding or making one.
+	// CustomerID, when set, links the identity to this customer instead of finding or making one;
+	// an unknown customer is a 400 naming "customer".
 	CustomerID string
 }
 
@@ -166,11 +167,7 @@ func (s *Service) Login(ctx context.Context, merchantID string, livemode bool, i
 		// Checked before the code is spent: a mistyped customer must not burn the buyer's code.
 		c, err := s.Customer(ctx, merchantID, livemode, in.CustomerID)
 		if err != nil {
-			if payment.IsNotFound(err) {
-				return nil, &payment.Error{Kind: payment.NotFound, Code: "resource_missing", Param: "customer",
-					Message: fmt.Sprintf("no such customer: %s", in.CustomerID)}
-			}
-			return nil, err
+			return nil, noSuchCustomer(err, in.CustomerID)
 		}
 		target = c
 	}
@@ -292,15 +289,11 @@ func (s *Service) Customer(ctx context.Context, merchantID string, livemode bool
 // CustomerPayer returns what the configured wallets know of customer id, as a payment's payer:
 // its openid at the WeChat app and its user_id / open_id at the Alipay app the gateway pays
 // with. It is how the gateway pays a customer's mini-program payment as that customer.
-// An unknown customer is a NotFound error naming the parameter "customer".
+// An unknown customer is a 400 naming the parameter "customer".
 func (s *Service) CustomerPayer(ctx context.Context, merchantID string, livemode bool, customerID string) (*payment.Payer, error) {
 	c, err := s.Customer(ctx, merchantID, livemode, customerID)
 	if err != nil {
-		if payment.IsNotFound(err) {
-			return nil, &payment.Error{Kind: payment.NotFound, Code: "resource_missing", Param: "customer",
-				Message: fmt.Sprintf("no such customer: %s", customerID)}
-		}
-		return nil, fmt.Errorf("identity: customer payer: %w", err)
+		return nil, noSuchCustomer(err, customerID)
 	}
 	payer := &payment.Payer{}
 	if ex, ok := s.exchangers[payment.WeChatPay]; ok {
@@ -314,6 +307,17 @@ func (s *Service) CustomerPayer(ctx context.Context, merchantID string, livemode
 		}
 	}
 	return payer, nil
+}
+
+// noSuchCustomer answers a customer named in a request body that cannot be read: unknown (in
+// this mode, for this merchant) is the request's fault, a 400 naming the parameter, as Stripe
+// answers references in bodies; anything else passes on.
+func noSuchCustomer(err error, id string) error {
+	if payment.IsNotFound(err) {
+		return &payment.Error{Kind: payment.Invalid, Code: "resource_missing", Param: "customer",
+			Message: fmt.Sprintf("no such customer: %s", id), Err: err}
+	}
+	return fmt.Errorf("identity: customer %s: %w", id, err)
 }
 
 // errNoIdentity is returned by an Exchanger whose wallet answered without an identity.

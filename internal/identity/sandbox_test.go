@@ -166,11 +166,13 @@ func testLinkRefusals(e *env) {
 			e.t.Fatalf("refusals changed customer %s: %+v", id, got)
 		}
 	}
-	// An unknown customer is a 404 before the code is spent: the code still works after.
+	// An unknown customer is refused before the code is spent: the code still works after.
 	fresh, _, _ := e.wechatCode("")
-	missing := e.login(e.key, "wechatpay", fresh, "cus_000000000000000000000000")
-	if missing.status != http.StatusNotFound || missing.str("error", "param") != "customer" {
-		e.t.Fatalf("unknown customer: %d %s, want 404 naming customer", missing.status, missing.raw)
+	for _, id := range []string{"cus_000000000000000000000000", "not-a-customer"} {
+		missing := e.login(e.key, "wechatpay", fresh, id)
+		if missing.status != http.StatusBadRequest || missing.errCode() != "resource_missing" || missing.str("error", "param") != "customer" {
+			e.t.Fatalf("unknown customer %s: %d %s, want 400 resource_missing naming customer", id, missing.status, missing.raw)
+		}
 	}
 	e.customer(e.login(e.key, "wechatpay", fresh, ""))
 }
@@ -215,7 +217,7 @@ func testIsolation(e *env) {
 			e.t.Errorf("%s reads the customer: %d %s", name, a.status, a.raw)
 		}
 		aliCode, _, _ := e.alipayCode("")
-		if a := e.login(key, "alipay", aliCode, c.ID); a.status != http.StatusNotFound {
+		if a := e.login(key, "alipay", aliCode, c.ID); a.status != http.StatusBadRequest || a.errCode() != "resource_missing" {
 			e.t.Errorf("%s links to the customer: %d %s", name, a.status, a.raw)
 		}
 	}
@@ -284,8 +286,8 @@ func testPaymentsRefusedWithoutIdentity(e *env) {
 		"another merchant's":        create(e.otherKey, "wechatpay", c.ID),
 		"a test customer with live": create(e.liveKey, "wechatpay", c.ID),
 	} {
-		if a.status != http.StatusNotFound || a.str("error", "param") != "customer" {
-			e.t.Errorf("%s: %d %s, want 404 naming customer", name, a.status, a.raw)
+		if a.status != http.StatusBadRequest || a.errCode() != "resource_missing" || a.str("error", "param") != "customer" {
+			e.t.Errorf("%s: %d %s, want 400 resource_missing naming customer", name, a.status, a.raw)
 		}
 	}
 	// An explicit payer wins over the customer's identity.
