@@ -1,8 +1,10 @@
 package browsertest
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The example shop's whole purchase: shop → Hutong's checkout → a wallet's payer page → the
@@ -50,6 +52,7 @@ func TestShopPurchaseOnDesktopWithAlipay(t *testing.T) {
 	pc.click("#return-link") // the buyer does not wait for the countdown
 	orderPaid(s, pc, p, "¥68.00")
 	s.succeeded(p.ID, "alipay", "web")
+	webhookAccepted(s, p.ID)
 }
 
 func TestShopPurchaseOnPhoneWithWeChat(t *testing.T) {
@@ -64,4 +67,60 @@ func TestShopPurchaseOnPhoneWithWeChat(t *testing.T) {
 	// This buyer lets the checkout count down and send them back to the shop by itself.
 	orderPaid(s, phone, p, "¥128.00")
 	s.succeeded(p.ID, "wechatpay", "h5")
+}
+
+// webhookAccepted checks, through the merchant API, that Hutong delivered payment.succeeded for
+// the payment to the demo shop's webhook endpoint and the shop accepted it (a 2xx comes only
+// after the shop verified the signature).
+func webhookAccepted(s *stack, paymentID string) {
+	s.t.Helper()
+	var endpoints struct {
+		Data []struct{ ID, URL string }
+	}
+	s.call("GET", s.info.GatewayURL+"/v1/webhook_endpoints", nil, &endpoints)
+	endpoint := ""
+	for _, e := range endpoints.Data {
+		if e.URL == s.info.ShopURL+"webhooks" {
+			endpoint = e.ID
+		}
+	}
+	if endpoint == "" {
+		s.t.Fatalf("the demo shop has no webhook endpoint (endpoints: %+v)", endpoints.Data)
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		var events struct {
+			Data []struct {
+				ID   string
+				Data json.RawMessage
+			}
+		}
+		s.call("GET", s.info.GatewayURL+"/v1/events?type=payment.succeeded&limit=100", nil, &events)
+		for _, ev := range events.Data {
+			var p struct{ ID string }
+			if json.Unmarshal(ev.Data, &p) != nil || p.ID != paymentID {
+				continue
+			}
+			var attempts struct {
+				Data []struct {
+					WebhookEndpoint string `json:"webhook_endpoint"`
+					Status          string
+					StatusCode      int `json:"status_code"`
+				}
+			}
+			s.call("GET", s.info.GatewayURL+"/v1/events/"+ev.ID+"/deliveries", nil, &attempts)
+			for _, a := range attempts.Data {
+				if a.WebhookEndpoint == endpoint && a.Status == "succeeded" {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("no accepted delivery of %s to the demo shop; attempts: %+v", ev.ID, attempts.Data)
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no payment.succeeded event for %s", paymentID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
