@@ -167,6 +167,7 @@ func newQueue(st gateway.Store, svc *gateway.Service, hooks webhook.Store, dispa
 		SoftStopTimeout:      opts.StopTimeout,
 		FetchPollInterval:    opts.FetchPollInterval,
 		Logger:               slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}),
+		ErrorHandler:         jobErrorLogger{log: log},
 	}
 	switch s := st.(type) {
 	case *sqlite.Store:
@@ -205,4 +206,17 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}
+
+// jobErrorLogger logs each failed job run: the job is retried (or cancelled) as its worker said.
+type jobErrorLogger struct{ log *slog.Logger }
+
+func (h jobErrorLogger) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	h.log.WarnContext(ctx, "job failed", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt, "args", string(job.EncodedArgs), "err", err)
+	return nil
+}
+
+func (h jobErrorLogger) HandlePanic(ctx context.Context, job *rivertype.JobRow, v any, trace string) *river.ErrorHandlerResult {
+	h.log.ErrorContext(ctx, "job panicked", "job_id", job.ID, "kind", job.Kind, "attempt", job.Attempt, "panic", fmt.Sprint(v), "trace", trace)
+	return nil
 }
