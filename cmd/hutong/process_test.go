@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hutong-pay/hutong/internal/sandbox"
 	"github.com/hutong-pay/hutong/internal/store/pgtest"
 	"github.com/hutong-pay/hutong/internal/webhook"
 )
@@ -144,16 +145,7 @@ func newCluster(t *testing.T, databaseURL string) *cluster {
 	sbAddr := freePort(t)
 	sb := startProc(t, "sandbox", nil, "sandbox", "--listen", sbAddr, "--data", filepath.Join(dir, "sandbox"), "--time-scale", "0.001", "--log-level", "warn")
 	c := &cluster{t: t, sandboxURL: "http://" + sbAddr}
-	var creds struct {
-		WeChatPay struct {
-			MchID, AppID, AppSecret, MerchantSerialNo, MerchantPrivateKey, PublicKeyID, PublicKey, APIv3Key string
-		} `json:"wechatpay"`
-		Alipay struct {
-			AppID           string `json:"app_id"`
-			AppPrivateKey   string `json:"app_private_key"`
-			AlipayPublicKey string `json:"alipay_public_key"`
-		} `json:"alipay"`
-	}
+	var creds sandbox.Credentials
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(c.sandboxURL + "/sandbox/credentials")
