@@ -28,8 +28,11 @@ type JobOptions struct {
 	// Schedule spaces the questions to the wallets.
 	Schedule jobs.Schedule
 	// Workers and WebhookWorkers are the jobs one node runs at once in the default queue and in
-	// the webhook queue; defaults 8 and 16.
+	// the webhook queue; defaults 16 and 64 (their work is mostly waiting on the network).
 	Workers, WebhookWorkers int
+	// FetchCooldown is the least time between two fetches of due jobs by one queue: with the
+	// worker counts, it bounds a node's job throughput (about workers per cooldown); default 10 ms.
+	FetchCooldown time.Duration
 	// PurgeEvery is how often the elected leader purges idempotency keys older than 24 h and
 	// rejected notifications older than RejectedRetention; default 1 h.
 	PurgeEvery        time.Duration
@@ -48,10 +51,13 @@ type JobOptions struct {
 
 func (o JobOptions) withDefaults() JobOptions {
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 16
 	}
 	if o.WebhookWorkers <= 0 {
-		o.WebhookWorkers = 16
+		o.WebhookWorkers = 64
+	}
+	if o.FetchCooldown <= 0 {
+		o.FetchCooldown = 10 * time.Millisecond
 	}
 	if o.PurgeEvery <= 0 {
 		o.PurgeEvery = time.Hour
@@ -166,6 +172,7 @@ func newQueue(st gateway.Store, svc *gateway.Service, hooks webhook.Store, dispa
 		RescueStuckJobsAfter: opts.RescueAfter,
 		SoftStopTimeout:      opts.StopTimeout,
 		FetchPollInterval:    opts.FetchPollInterval,
+		FetchCooldown:        opts.FetchCooldown,
 		Logger:               slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}),
 		ErrorHandler:         jobErrorLogger{log: log},
 	}

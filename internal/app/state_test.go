@@ -33,14 +33,14 @@ import (
 // real node (its HTTP API, its River jobs, its store) on SQLite and on PostgreSQL.
 
 func TestTruthfulStateSQLite(t *testing.T) {
-	runTruthfulState(t, func(*testing.T) string { return "" })
+	runTruthfulState(t, func(testing.TB) string { return "" })
 }
 
 func TestTruthfulStatePostgres(t *testing.T) { runTruthfulState(t, postgresURL) }
 
 // runTruthfulState runs the rules on two nodes, each with its own database (databaseURL returns
 // "" for SQLite) and its own sandbox: nodes sharing a database must share the wallets too.
-func runTruthfulState(t *testing.T, databaseURL func(*testing.T) string) {
+func runTruthfulState(t *testing.T, databaseURL func(testing.TB) string) {
 	fast := startNode(t, nodeSetup{databaseURL: databaseURL(t), schedule: jobs.Schedule{
 		FirstPoll: time.Second, FirstRefundPoll: time.Second, MinPoll: time.Second, MaxPoll: 2 * time.Second}})
 	t.Run("LostNotificationRecoveredByPolling", func(t *testing.T) { testLostNotification(t, fast) })
@@ -59,7 +59,7 @@ func runTruthfulState(t *testing.T, databaseURL func(*testing.T) string) {
 
 // postgresURL returns the test server's URL with a fresh schema, dropped after the test. Without
 // a server the test fails, unless HUTONG_SKIP_POSTGRES=1 asks to skip it.
-func postgresURL(t *testing.T) string {
+func postgresURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("HUTONG_TEST_POSTGRES_URL")
 	if base == "" {
@@ -99,13 +99,17 @@ func postgresURL(t *testing.T) string {
 type nodeSetup struct {
 	databaseURL string // "" for SQLite
 	schedule    jobs.Schedule
+	publicURL   string // where wallets send notifications; default the node itself
+	// manualJobs serves the node without starting its jobs: the test calls StartJobs.
+	manualJobs bool
+	quiet      bool // log warnings only
 }
 
 // stateNode is a gateway node wired to its own wallet sandbox, both on loopback.
 type stateNode struct {
 	node                   *app.Node
 	gatewayURL, sandboxURL string
-	apiKey                 string
+	apiKey, merchantID     string
 	logs                   *lockedBuffer
 
 	mu       sync.Mutex
@@ -137,7 +141,7 @@ func (l *lockedBuffer) tail(n int) string {
 	return s[max(0, len(s)-n):]
 }
 
-func startNode(t *testing.T, setup nodeSetup) *stateNode {
+func startNode(t testing.TB, setup nodeSetup) *stateNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	gln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -149,7 +153,11 @@ func startNode(t *testing.T, setup nodeSetup) *stateNode {
 		t.Fatal(err)
 	}
 	s := &stateNode{gatewayURL: app.BaseURL(gln), sandboxURL: app.BaseURL(sln), logs: &lockedBuffer{}}
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if setup.quiet {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: level}))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- node and sandbox log (tail) ---\n%s", s.logs.tail(8000))
@@ -167,7 +175,10 @@ func startNode(t *testing.T, setup nodeSetup) *stateNode {
 
 	creds := sb.Credentials()
 	cfg := config.Default()
-	cfg.PublicURL, cfg.DataDir, cfg.DatabaseURL, cfg.Synchronous = s.gatewayURL, filepath.Join(dir, "gateway"), setup.databaseURL, "NORMAL"
+	cfg.PublicURL, cfg.DataDir, cfg.DatabaseURL = s.gatewayURL, filepath.Join(dir, "gateway"), setup.databaseURL
+	if setup.publicURL != "" {
+		cfg.PublicURL = setup.publicURL
+	}
 	cfg.WeChatPay = &config.WeChatPay{
 		MchID: creds.WeChatPay.MchID, AppID: creds.WeChatPay.AppID, AppSecret: creds.WeChatPay.AppSecret,
 		MerchantSerialNo: creds.WeChatPay.MerchantSerialNo, MerchantPrivateKey: creds.WeChatPay.MerchantPrivateKey,
@@ -196,9 +207,13 @@ func startNode(t *testing.T, setup nodeSetup) *stateNode {
 	if err := s.node.Store.CreateAPIKey(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	s.apiKey = secret
+	s.apiKey, s.merchantID = secret, m.ID
 	runDone := make(chan error, 1)
-	go func() { runDone <- s.node.Run(ctx, gln) }()
+	if setup.manualJobs {
+		go func() { runDone <- app.Serve(ctx, gln, s.node.Handler(), log) }()
+	} else {
+		go func() { runDone <- s.node.Run(ctx, gln) }()
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-runDone; err != nil {
@@ -214,7 +229,7 @@ func startNode(t *testing.T, setup nodeSetup) *stateNode {
 }
 
 // call sends a request (with the merchant's key to the gateway) and decodes the JSON answer.
-func (s *stateNode) call(t *testing.T, method, url string, body, out any) int {
+func (s *stateNode) call(t testing.TB, method, url string, body, out any) int {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
