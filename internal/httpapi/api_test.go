@@ -823,3 +823,46 @@ func TestEvents(t *testing.T) {
 		}
 	}
 }
+
+// A merchant's test key and live key see separate worlds: lists, refunds and events of the other
+// mode are not found.
+func TestModesDoNotLeak(t *testing.T) {
+	e := newEnv(t)
+	merchantID, testKey := e.merchant(false)
+	liveKey := e.key(merchantID, true)
+	live := e.paidPayment(liveKey, 500)
+	test := e.paidPayment(testKey, 300)
+	var liveRefund, testRefund payment.Refund
+	e.do(req{method: "POST", path: "/v1/refunds", secret: liveKey, body: map[string]any{"payment_id": live.ID, "amount": 100}}).decode(t, &liveRefund)
+	e.do(req{method: "POST", path: "/v1/refunds", secret: testKey, body: map[string]any{"payment_id": test.ID, "amount": 100}}).decode(t, &testRefund)
+	if !liveRefund.Livemode || testRefund.Livemode {
+		t.Fatalf("refund modes: live %v, test %v", liveRefund.Livemode, testRefund.Livemode)
+	}
+	for _, c := range []struct {
+		key              string
+		own, other       string
+		ownPay, otherPay string
+	}{{testKey, testRefund.ID, liveRefund.ID, test.ID, live.ID}, {liveKey, liveRefund.ID, testRefund.ID, live.ID, test.ID}} {
+		if res := e.do(req{method: "GET", path: "/v1/refunds/" + c.other, secret: c.key}); res.status != http.StatusNotFound {
+			t.Fatalf("refund of the other mode: %d %s", res.status, res.body)
+		}
+		if res := e.do(req{method: "GET", path: "/v1/refunds/" + c.own, secret: c.key}); res.status != http.StatusOK {
+			t.Fatalf("own refund: %d %s", res.status, res.body)
+		}
+		var payments list[*payment.Payment]
+		e.do(req{method: "GET", path: "/v1/payments", secret: c.key}).decode(t, &payments)
+		if len(payments.Data) != 1 || payments.Data[0].ID != c.ownPay {
+			t.Fatalf("payments: %+v, want only %s", payments.Data, c.ownPay)
+		}
+		var events list[*payment.Event]
+		e.do(req{method: "GET", path: "/v1/events", secret: c.key}).decode(t, &events)
+		if len(events.Data) != 2 { // the payment's success and its refund's
+			t.Fatalf("%d events, want 2 of this mode", len(events.Data))
+		}
+		for _, ev := range events.Data {
+			if strings.Contains(string(ev.Data), c.otherPay) {
+				t.Fatalf("event %s of the other mode listed", ev.ID)
+			}
+		}
+	}
+}
