@@ -49,6 +49,7 @@ func runTruthfulState(t *testing.T, databaseURL func(testing.TB) string) {
 	t.Run("Webhook410DisablesTheEndpoint", func(t *testing.T) { testWebhookGone(t, fast) })
 	t.Run("RefundFollowedByPolling", func(t *testing.T) { testRefundByPolling(t, fast) })
 	t.Run("EveryPaymentInTheWalletsTrueState", func(t *testing.T) { fast.checkTruth(t) })
+	t.Run("WebhookQueueDrains", func(t *testing.T) { fast.waitDrained(t, "webhook_fanout", "webhook_deliver") })
 
 	// Without early polls, only the expiry job can find out what happened at the wallet.
 	slow := startNode(t, nodeSetup{databaseURL: databaseURL(t), schedule: jobs.Schedule{FirstPoll: time.Hour, MinPoll: time.Hour}})
@@ -710,5 +711,28 @@ func testPaidBeforeExpiry(t *testing.T, s *stateNode) {
 			t.Fatalf("%s: paid before expiry, then %s (%s)", provider, got.Status, got.CancelReason)
 		}
 		s.wantEvents(t, p.ID, "payment.succeeded")
+	}
+}
+
+// waitDrained waits until no job of kinds is left to run: every delivery has ended, delivered or
+// given up.
+func (s *stateNode) waitDrained(t *testing.T, kinds ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, jobs, err := s.node.Queue.Unfinished(context.Background(), kinds...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, j := range jobs {
+				t.Logf("unfinished: %s %s attempt %d %s", j.Kind, j.State, j.Attempt, j.EncodedArgs)
+			}
+			t.Fatalf("%d %v jobs still to run", n, kinds)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
