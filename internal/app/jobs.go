@@ -37,8 +37,12 @@ type JobOptions struct {
 	// rejected notifications older than RejectedRetention; default 1 h.
 	PurgeEvery        time.Duration
 	RejectedRetention time.Duration // default 30 days
-	// RescueAfter is how long a job may stay running before River presumes its node dead and runs
-	// it again elsewhere; default 3 min (every job times out well before: 1 min, webhooks 30 s).
+	// JobTimeout bounds one run of a gateway job (a poll, an expiry: wallet calls with their own
+	// timeouts, and a write); default 1 min. Webhook deliveries have their own (15 s + 15 s).
+	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before River presumes its node dead (a
+	// crash) and runs it again, here or on another node; default 3 min. It must exceed
+	// JobTimeout; River looks for such jobs every 30 s.
 	RescueAfter time.Duration
 	// StopTimeout bounds the wait for running jobs at shutdown before their contexts are
 	// cancelled; default 20 s.
@@ -65,18 +69,17 @@ func (o JobOptions) withDefaults() JobOptions {
 	if o.RejectedRetention <= 0 {
 		o.RejectedRetention = 30 * 24 * time.Hour
 	}
+	if o.JobTimeout <= 0 {
+		o.JobTimeout = time.Minute
+	}
 	if o.RescueAfter <= 0 {
-		o.RescueAfter = 3 * time.Minute
+		o.RescueAfter = max(3*time.Minute, 2*o.JobTimeout)
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = 20 * time.Second
 	}
 	return o
 }
-
-// jobTimeout bounds a gateway job (a poll, an expiry: one or two wallet calls with their own
-// timeouts, and a write).
-const jobTimeout = time.Minute
 
 // Queue is a node's River client, whatever its database: it works the node's share of the
 // jobs and enqueues jobs outside a state change (webhook fan-out and redelivery).
@@ -168,7 +171,7 @@ func newQueue(st gateway.Store, svc *gateway.Service, hooks webhook.Store, dispa
 		// River enqueues periodic jobs on its elected leader only: one node of many purges.
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(opts.PurgeEvery),
 			func() (river.JobArgs, *river.InsertOpts) { return jobs.PurgeArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})},
-		JobTimeout:           jobTimeout,
+		JobTimeout:           opts.JobTimeout,
 		RescueStuckJobsAfter: opts.RescueAfter,
 		SoftStopTimeout:      opts.StopTimeout,
 		FetchPollInterval:    opts.FetchPollInterval,
