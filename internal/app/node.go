@@ -20,6 +20,7 @@ import (
 	"github.com/hutong-pay/hutong/internal/config"
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/httpapi"
+	"github.com/hutong-pay/hutong/internal/identity"
 	"github.com/hutong-pay/hutong/internal/jobs"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/postgres"
@@ -106,9 +107,14 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
+	ids, wxLogin, err := identityService(cfg, st, now, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	n.Service = gateway.New(gateway.Config{
 		Store: st, Providers: providers, PublicURL: cfg.PublicURL, PaymentTTL: cfg.PaymentTTL.Duration, Now: now, Logger: log,
-		MinPaymentTTL: opts.MinPaymentTTL, Jobs: jobs.Planner{Schedule: opts.Jobs.Schedule},
+		MinPaymentTTL: opts.MinPaymentTTL, Jobs: jobs.Planner{Schedule: opts.Jobs.Schedule}, Customers: ids,
 	})
 	dispatcher := webhook.NewDispatcher(webhook.DispatcherConfig{Store: hooks, Livemode: cfg.Livemode, Now: now, Logger: log.With("component", "webhooks")})
 	if n.Queue, err = newQueue(st, n.Service, hooks, dispatcher, opts.Jobs, now, log.With("component", "jobs")); err != nil {
@@ -116,7 +122,7 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	wh := webhook.NewHandlers(webhook.HandlersConfig{Store: hooks, Inserter: webhook.InserterFunc(n.Queue.InsertMany), Livemode: cfg.Livemode, Now: now})
-	co := checkout.New(checkout.Config{Service: n.Service, Logger: log, Now: now, SandboxURL: opts.SandboxURL})
+	co := checkout.New(checkout.Config{Service: n.Service, Logger: log, Now: now, SandboxURL: opts.SandboxURL, WeChatOAuth: wxLogin != nil})
 	n.handler = httpapi.New(httpapi.Config{
 		Service: n.Service, Store: st, Logger: log, Metrics: reg, Now: now, IdempotencyStaleAfter: cfg.IdempotencyStaleAfter.Duration,
 		Extra: func(mux *http.ServeMux) {
@@ -124,9 +130,13 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 				mux.Handle(pattern, h)
 			}
 			co.Register(mux)
+			if wxLogin != nil {
+				identity.NewWebAuth(identity.WebAuthConfig{Gateway: n.Service, WeChat: wxLogin, Now: now, Logger: log}).Register(mux)
+			}
 		},
 		ExtraAPI: func(mux *http.ServeMux, writeError func(http.ResponseWriter, *http.Request, error)) {
 			wh.Register(mux, httpapi.Merchant, writeError)
+			ids.RegisterAPI(mux, httpapi.Merchant, writeError)
 		},
 	})
 	return n, nil
@@ -278,4 +288,35 @@ func SeedMerchant(ctx context.Context, st gateway.Store, id, name string, now ti
 		return nil, err
 	}
 	return m, nil
+}
+
+// identityService builds the customer use cases with a login client for each configured wallet.
+// WeChat login needs the app secret (wechatpay.app_secret_file), which also turns on web
+// authorization in the checkout; WeChat's login hosts are the sandbox's when the WeChat Pay base
+// URL points there (it serves them all), else the real api.weixin.qq.com / open.weixin.qq.com.
+func identityService(cfg config.Config, st gateway.Store, now func() time.Time, log *slog.Logger) (*identity.Service, *identity.WeChat, error) {
+	idStore, ok := st.(identity.Store)
+	if !ok {
+		return nil, nil, fmt.Errorf("app: a %T store keeps no customers", st)
+	}
+	var exchangers []identity.Exchanger
+	var wxLogin *identity.WeChat
+	if w := cfg.WeChatPay; w != nil && w.AppSecret != "" {
+		var err error
+		wxLogin, err = identity.NewWeChat(identity.WeChatConfig{AppID: w.AppID, AppSecret: w.AppSecret,
+			APIBase: w.BaseURL, OpenBase: w.BaseURL, Timeout: w.Timeout.Duration})
+		if err != nil {
+			return nil, nil, err
+		}
+		exchangers = append(exchangers, wxLogin)
+	}
+	if a := cfg.Alipay; a != nil {
+		aliLogin, err := identity.NewAlipay(identity.AlipayConfig{AppID: a.AppID, AppPrivateKey: a.AppPrivateKey,
+			AlipayPublicKey: a.AlipayPublicKey, GatewayURL: a.GatewayURL, Timeout: a.Timeout.Duration})
+		if err != nil {
+			return nil, nil, err
+		}
+		exchangers = append(exchangers, aliLogin)
+	}
+	return identity.New(identity.Config{Store: idStore, Exchangers: exchangers, Now: now, Logger: log.With("component", "identity")}), wxLogin, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hutong-pay/hutong/internal/apikey"
 	"github.com/hutong-pay/hutong/internal/fakewallet"
 	"github.com/hutong-pay/hutong/internal/gateway"
+	"github.com/hutong-pay/hutong/internal/identity"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/sqlite"
 	"github.com/hutong-pay/hutong/internal/webhook"
@@ -83,6 +84,9 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	cfg := Config{Service: e.svc, Store: e.store, Logger: logger, Metrics: e.reg, Now: e.clock.Now,
 		ExtraAPI: func(mux *http.ServeMux, writeError func(http.ResponseWriter, *http.Request, error)) {
 			hooks.Register(mux, Merchant, writeError)
+			// The customer routes too, with a login client that answers by code (fakeLogin).
+			identity.New(identity.Config{Store: st, Exchangers: []identity.Exchanger{fakeLogin{}}, Now: e.clock.Now}).
+				RegisterAPI(mux, Merchant, writeError)
 		}}
 	for _, o := range opts {
 		o(&cfg)
@@ -352,3 +356,19 @@ func (f *faultyStore) FinishIdempotent(ctx context.Context, merchantID, key stri
 }
 
 func hashOf(secret string) []byte { return apikey.Hash(secret) }
+
+// fakeLogin stands for a wallet's login API: code "bad" is refused, "busy" finds the wallet
+// unavailable, any other code is the buyer with openid "o_" + code.
+type fakeLogin struct{}
+
+func (fakeLogin) Provider() payment.Provider { return payment.WeChatPay }
+func (fakeLogin) AppID() string              { return "wx_test" }
+func (fakeLogin) Exchange(_ context.Context, code string) (identity.Identity, error) {
+	switch code {
+	case "bad":
+		return identity.Identity{}, &payment.Error{Kind: payment.Invalid, Code: "invalid_code", Param: "code", Message: "the login code is invalid or expired"}
+	case "busy":
+		return identity.Identity{}, &payment.Error{Kind: payment.ProviderError, Code: "provider_unavailable", Message: "try again"}
+	}
+	return identity.Identity{Provider: payment.WeChatPay, AppID: "wx_test", OpenID: "o_" + code}, nil
+}

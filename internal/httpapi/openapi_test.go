@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hutong-pay/hutong/internal/identity"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/webhook"
 )
@@ -22,7 +23,7 @@ import (
 // and the webhook routes the node mounts through Config.ExtraAPI.
 func documentedRoutes() []route {
 	rts := newAPI(Config{}).routes()
-	for _, p := range webhook.Routes() {
+	for _, p := range append(webhook.Routes(), identity.Routes()...) {
 		rts = append(rts, route{pattern: p, auth: true})
 	}
 	return rts
@@ -422,6 +423,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Redelivery":                   reflect.TypeFor[webhook.RedeliveryView](),
 		"CreateWebhookEndpointRequest": reflect.TypeFor[webhook.CreateEndpointRequest](),
 		"RedeliverRequest":             reflect.TypeFor[webhook.RedeliverRequest](),
+
+		"Customer":         reflect.TypeFor[identity.Customer](),
+		"CustomerIdentity": reflect.TypeFor[identity.Identity](),
+		"LoginRequest":     reflect.TypeFor[identity.LoginRequest](),
 	} {
 		s, ok := schemas[name].(map[string]any)
 		if !ok {

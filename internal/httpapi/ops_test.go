@@ -291,6 +291,17 @@ func TestOpenAPIWalk(t *testing.T) {
 	ok("POST", "/v1/webhook_endpoints/we_nope/rotate_secret", nil)
 	ok("POST", "/v1/events/evt_nope/redeliver", nil)
 
+	// Customers: a login, the same identity refused for another customer, a refused code, a
+	// wallet that does not answer, a read and a miss.
+	var buyer, other struct{ ID string }
+	ok("POST", "/v1/customers/login", map[string]any{"provider": "wechatpay", "code": "buyer1"}).decode(t, &buyer)
+	ok("POST", "/v1/customers/login", map[string]any{"provider": "wechatpay", "code": "buyer2"}).decode(t, &other)
+	ok("POST", "/v1/customers/login", map[string]any{"provider": "wechatpay", "code": "buyer1", "customer": other.ID}) // 409
+	ok("POST", "/v1/customers/login", map[string]any{"provider": "wechatpay", "code": "bad"})                          // 400
+	ok("POST", "/v1/customers/login", map[string]any{"provider": "wechatpay", "code": "busy"})                         // 502
+	ok("GET", "/v1/customers/"+buyer.ID, nil)
+	ok("GET", "/v1/customers/cus_nope", nil) // 404
+
 	// 400s.
 	ok("POST", "/v1/payments", `{"amount":"1"}`)
 	ok("GET", "/v1/payments?limit=1000", nil)
