@@ -173,6 +173,8 @@ func newCluster(t *testing.T, databaseURL string) *cluster {
 log_level = "warn"
 sqlite_synchronous = "FULL"
 idempotency_stale_after = "2s"
+job_timeout = "5s"
+jobs_rescue_after = "10s"
 
 [wechatpay]
 mchid = %q

@@ -39,7 +39,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	log := app.NewLogger(cfg.LogLevel)
-	node, err := app.NewNode(ctx, app.NodeOptions{Config: cfg, Logger: log})
+	node, err := app.NewNode(ctx, app.NodeOptions{Config: cfg, Logger: log,
+		Jobs: app.JobOptions{JobTimeout: cfg.JobTimeout.Duration, RescueAfter: cfg.JobsRescueAfter.Duration}})
 	if err != nil {
 		return err
 	}

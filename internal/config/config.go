@@ -28,6 +28,11 @@ type Config struct {
 	// IdempotencyStaleAfter is how long an Idempotency-Key may stay claimed by a request that
 	// never finished (its node died) before a retry may take it over.
 	IdempotencyStaleAfter Duration `toml:"idempotency_stale_after"`
+	// JobTimeout bounds one background job (a wallet poll, an expiry, a webhook delivery);
+	// JobsRescueAfter is how long a job may stay running before it is presumed lost with its
+	// node and run again elsewhere. It must be longer than JobTimeout.
+	JobTimeout      Duration `toml:"job_timeout"`
+	JobsRescueAfter Duration `toml:"jobs_rescue_after"`
 	// Synchronous is SQLite's durability: FULL (default, every acknowledged payment survives power loss) or NORMAL.
 	Synchronous string `toml:"sqlite_synchronous"`
 
@@ -87,6 +92,8 @@ func Default() Config {
 		LogLevel:              "info",
 		PaymentTTL:            Duration{2 * time.Hour},
 		IdempotencyStaleAfter: Duration{5 * time.Minute},
+		JobTimeout:            Duration{time.Minute},
+		JobsRescueAfter:       Duration{3 * time.Minute},
 		Synchronous:           "FULL",
 	}
 }
@@ -140,6 +147,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("HUTONG_IDEMPOTENCY_STALE_AFTER"); v != "" {
 		if err := c.IdempotencyStaleAfter.UnmarshalText([]byte(v)); err != nil {
 			return fmt.Errorf("config: HUTONG_IDEMPOTENCY_STALE_AFTER: %w", err)
+		}
+	}
+	for env, d := range map[string]*Duration{"HUTONG_JOB_TIMEOUT": &c.JobTimeout, "HUTONG_JOBS_RESCUE_AFTER": &c.JobsRescueAfter} {
+		if v := getenv(env); v != "" {
+			if err := d.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("config: %s: %w", env, err)
+			}
 		}
 	}
 	if v := getenv("HUTONG_LIVEMODE"); v != "" {
@@ -247,6 +261,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IdempotencyStaleAfter.Duration < time.Second {
 		return fmt.Errorf("config: idempotency_stale_after: %s is shorter than 1s", c.IdempotencyStaleAfter)
+	}
+	if c.JobTimeout.Duration < time.Second {
+		return fmt.Errorf("config: job_timeout: %s is shorter than 1s", c.JobTimeout)
+	}
+	if c.JobsRescueAfter.Duration <= c.JobTimeout.Duration {
+		return fmt.Errorf("config: jobs_rescue_after: %s must be longer than job_timeout (%s)", c.JobsRescueAfter, c.JobTimeout)
 	}
 	switch strings.ToUpper(c.Synchronous) {
 	case "FULL", "NORMAL":
