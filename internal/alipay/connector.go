@@ -164,7 +164,7 @@ const (
 	// unverifiable or malformed response); the outcome is unknown and ProviderCode is empty.
 	CodeProviderUnavailable = "provider_unavailable"
 	// CodeAlreadyPaid: a close found the trade paid.
-	CodeAlreadyPaid = "already_paid"
+	CodeAlreadyPaid = gateway.CodeAlreadyPaid
 )
 
 // Alipay codes the connector reads.

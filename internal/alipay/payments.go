@@ -222,8 +222,8 @@ func (c *Connector) query(ctx context.Context, outTradeNo string) (*sdk.TradeQue
 
 // ClosePayment closes an unpaid order with alipay.trade.close.
 //
-// ACQ.TRADE_NOT_EXIST is success: the trade was never created at Alipay (a QR code nobody
-// scanned), so nothing can be paid through it. When Alipay says the trade is not open
+// ACQ.TRADE_NOT_EXIST is gateway.CodeNotAtWallet: the trade was not created at Alipay yet (a QR
+// code nobody scanned), and it can still be until its time_expire. When Alipay says the trade is not open
 // (TRADE_HAS_SUCCESS, REASON_TRADE_STATUS_INVALID, TRADE_HAS_CLOSE) the trade is queried to tell a
 // paid one (error "already_paid") from one that is closed already (success).
 func (c *Connector) ClosePayment(ctx context.Context, outTradeNo string) error {
@@ -242,7 +242,7 @@ func (c *Connector) ClosePayment(ctx context.Context, outTradeNo string) error {
 	}
 	switch perr.ProviderCode {
 	case subTradeNotExist:
-		return nil
+		return notAtWallet(outTradeNo, perr)
 	case subTradeHasSuccess, subTradeStatusInvalid, subTradeHasClose:
 		wp, qerr := c.QueryPayment(ctx, outTradeNo)
 		switch {
@@ -252,13 +252,22 @@ func (c *Connector) ClosePayment(ctx context.Context, outTradeNo string) error {
 			return qerr
 		case wp.State == gateway.WalletPaid:
 			return alreadyPaid(outTradeNo, perr)
-		case wp.State == gateway.WalletClosed || wp.State == gateway.WalletNotFound:
+		case wp.State == gateway.WalletClosed:
 			return nil
+		case wp.State == gateway.WalletNotFound:
+			return notAtWallet(outTradeNo, perr)
 		}
 		return badAnswer(op, "close refused with %s but the trade is %s", perr.ProviderCode, wp.State)
 	}
 	c.logFailure(op, outTradeNo, perr)
 	return perr
+}
+
+// notAtWallet reports a trade Alipay does not know: a QR code nobody scanned yet, which stays
+// scannable until its time_expire; the gateway decides what that means for a cancel.
+func notAtWallet(outTradeNo string, cause *payment.Error) error {
+	return &payment.Error{Kind: payment.ProviderError, Code: gateway.CodeNotAtWallet, ProviderCode: cause.ProviderCode,
+		Message: "alipay does not know trade " + outTradeNo + " (not scanned yet)", Err: cause}
 }
 
 func alreadyPaid(outTradeNo string, cause *payment.Error) error {

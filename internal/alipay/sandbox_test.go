@@ -177,7 +177,7 @@ func TestSandboxQR(t *testing.T) {
 	e := newSandboxEnv(t)
 	ctx := context.Background()
 
-	// A QR code nobody scanned: Alipay does not know the trade yet, and closing it is success.
+	// A QR code nobody scanned: Alipay does not know the trade yet and cannot close it.
 	young := e.create(e.request("HTqryoung", payment.ChannelQR, 199))
 	if young.NextAction == nil || young.NextAction.Type != payment.ActionQRCode || young.NextAction.QRCode == "" || young.TradeNo != "" {
 		t.Fatalf("qr result = %+v", young)
@@ -185,8 +185,8 @@ func TestSandboxQR(t *testing.T) {
 	if wp := e.query("HTqryoung"); wp.State != gateway.WalletNotFound || wp.OutTradeNo != "HTqryoung" {
 		t.Fatalf("young QR query = %+v, want not_found", wp)
 	}
-	if err := e.conn.ClosePayment(ctx, "HTqryoung"); err != nil {
-		t.Fatalf("close unscanned QR: %v", err)
+	if err := e.conn.ClosePayment(ctx, "HTqryoung"); !errors.As(err, new(*payment.Error)) || err.(*payment.Error).Code != gateway.CodeNotAtWallet {
+		t.Fatalf("close unscanned QR: %v, want code %s", err, gateway.CodeNotAtWallet)
 	}
 
 	// Scanned, not paid: pending.

@@ -235,3 +235,21 @@ func TestDemoRefundsAndCancels(t *testing.T) {
 		})
 	}
 }
+
+// An Alipay QR trade exists only once a buyer scans it, and can be scanned until it expires:
+// cancelling it before then would promise what the wallet cannot keep, so it is refused, and the
+// payment follows the wallet's truth.
+func TestDemoRefusesToCancelAnUnscannedAlipayQR(t *testing.T) {
+	d := startDemo(t)
+	p := d.create(t, map[string]any{"amount": 66, "description": "Dahongpao", "reference": "unscanned", "provider": "alipay", "channel": "qr"})
+	var refused struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if code := d.call("POST", d.info.GatewayURL+"/v1/payments/"+p.ID+"/cancel", nil, &refused); code != 409 || refused.Error.Code != "payment_not_closable" {
+		t.Fatalf("cancel of an unscanned QR: %d %+v, want 409 payment_not_closable", code, refused)
+	}
+	d.payAtWallet(t, "alipay", p.ProviderRef.OutTradeNo, nil)
+	d.waitStatus(t, p.ID, "succeeded")
+}

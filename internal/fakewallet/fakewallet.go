@@ -281,7 +281,7 @@ func (w *Wallet) ClosePayment(ctx context.Context, outTradeNo string) error {
 	}
 	switch o.state {
 	case gateway.WalletPaid:
-		return &payment.Error{Kind: payment.ProviderError, Code: "already_paid", ProviderCode: "ORDERPAID", Message: "order already paid"}
+		return &payment.Error{Kind: payment.ProviderError, Code: gateway.CodeAlreadyPaid, ProviderCode: "ORDERPAID", Message: "order already paid"}
 	case gateway.WalletPending:
 		o.state = gateway.WalletClosed
 	}

@@ -16,11 +16,21 @@ type Provider interface {
 	// QueryPayment asks the wallet for the order's truth.
 	QueryPayment(ctx context.Context, outTradeNo string) (WalletPayment, error)
 	// ClosePayment closes an unpaid order so that it can no longer be paid. A wallet that says it
-	// was paid meanwhile answers with an error of code "already_paid".
+	// was paid meanwhile answers with an error of code CodeAlreadyPaid; one that does not know the
+	// order (yet) with CodeNotAtWallet.
 	ClosePayment(ctx context.Context, outTradeNo string) error
 	Refund(ctx context.Context, req RefundRequest) (WalletRefund, error)
 	QueryRefund(ctx context.Context, outTradeNo, outRefundNo string) (WalletRefund, error)
 }
+
+// Codes of provider errors the use cases act on.
+const (
+	CodeAlreadyPaid = "already_paid"
+	// CodeNotAtWallet: the wallet does not know the order, so it cannot close it. An Alipay QR
+	// trade exists only once a buyer scans the code, and can be scanned until its time_expire:
+	// such an order is closed by its expiry and by nothing else.
+	CodeNotAtWallet = "not_at_wallet"
+)
 
 // PaymentRequest is an order to place at a wallet.
 type PaymentRequest struct {

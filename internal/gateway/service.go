@@ -459,15 +459,25 @@ func (s *Service) closeAndCancel(ctx context.Context, p *payment.Payment, reason
 		if prov == nil {
 			return nil, payment.Errorf(payment.Internal, "provider_missing", "provider %s is not configured", p.Provider)
 		}
-		if err := prov.ClosePayment(ctx, p.ProviderRef.OutTradeNo); err != nil {
-			var pe *payment.Error
-			if errors.As(err, &pe) && pe.Code == "already_paid" {
-				synced, serr := s.SyncPayment(ctx, p.ID)
-				if serr != nil {
-					return nil, serr
-				}
-				return synced, payment.Errorf(payment.Conflict, "payment_state", "payment %s was paid at the wallet and cannot be canceled", p.ID)
+		err := prov.ClosePayment(ctx, p.ProviderRef.OutTradeNo)
+		var pe *payment.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &pe) && pe.Code == CodeNotAtWallet:
+			// Past expiry a wallet that does not know the order never will (the order carried the
+			// expiry as its time_expire); before it, a buyer may still open it.
+			if s.clock().Before(p.ExpiresAt) {
+				return nil, &payment.Error{Kind: payment.Conflict, Code: "payment_not_closable", Err: err,
+					Message: fmt.Sprintf("the wallet cannot close payment %s before a buyer opens it; it stays payable until it expires at %s and is canceled then",
+						p.ID, p.ExpiresAt.Format(time.RFC3339))}
 			}
+		case errors.As(err, &pe) && pe.Code == CodeAlreadyPaid:
+			synced, serr := s.SyncPayment(ctx, p.ID)
+			if serr != nil {
+				return nil, serr
+			}
+			return synced, payment.Errorf(payment.Conflict, "payment_state", "payment %s was paid at the wallet and cannot be canceled", p.ID)
+		default:
 			return nil, providerError(err, "the wallet could not close payment %s", p.ID)
 		}
 	}

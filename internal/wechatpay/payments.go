@@ -280,10 +280,13 @@ func (c *Connector) ClosePayment(ctx context.Context, outTradeNo string) error {
 	if ae, ok := asAPIError("close order", err); ok {
 		switch ae.Code {
 		case codeOrderPaid:
-			return &payment.Error{Kind: payment.ProviderError, Code: "already_paid", ProviderCode: ae.Code,
+			return &payment.Error{Kind: payment.ProviderError, Code: gateway.CodeAlreadyPaid, ProviderCode: ae.Code,
 				Message: "WeChat Pay says the order was paid", Err: ae}
 		case codeOrderClosed:
 			return nil
+		case codeOrderNotExist:
+			return &payment.Error{Kind: payment.ProviderError, Code: gateway.CodeNotAtWallet, ProviderCode: ae.Code,
+				Message: "WeChat Pay does not know the order", Err: ae}
 		}
 	}
 	return callError("close order", err)
