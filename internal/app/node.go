@@ -53,6 +53,9 @@ type NodeOptions struct {
 	Jobs JobOptions
 	// MinPaymentTTL is the shortest expires_at a merchant may ask for; 0: the gateway's minute.
 	MinPaymentTTL time.Duration
+	// Providers, when set, replace the configured wallet connectors (benchmarks use an
+	// in-process wallet to measure the gateway alone).
+	Providers []gateway.Provider
 }
 
 // Node is one stateless gateway process: any number share one PostgreSQL database.
@@ -103,6 +106,9 @@ func NewNode(ctx context.Context, opts NodeOptions) (*Node, error) {
 		return nil, fmt.Errorf("app: a %T store keeps no webhooks", st)
 	}
 	providers, notifyHandlers, err := n.connectors(ctx, cfg, now, reg)
+	if len(opts.Providers) > 0 {
+		providers = opts.Providers
+	}
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -10,14 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/hutong-pay/hutong/internal/apikey"
 	"github.com/hutong-pay/hutong/internal/app"
@@ -26,6 +23,7 @@ import (
 	"github.com/hutong-pay/hutong/internal/jobs"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/sandbox"
+	"github.com/hutong-pay/hutong/internal/store/pgtest"
 	"github.com/hutong-pay/hutong/internal/webhook"
 )
 
@@ -58,44 +56,8 @@ func runTruthfulState(t *testing.T, databaseURL func(testing.TB) string) {
 	t.Run("EveryPaymentInTheWalletsTrueStateAfterExpiry", func(t *testing.T) { slow.checkTruth(t) })
 }
 
-// postgresURL returns the test server's URL with a fresh schema, dropped after the test. Without
-// a server the test fails, unless HUTONG_SKIP_POSTGRES=1 asks to skip it.
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("HUTONG_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("HUTONG_SKIP_POSTGRES") == "1" {
-			t.Skip("HUTONG_SKIP_POSTGRES=1: PostgreSQL tests skipped on request")
-		}
-		t.Fatal("HUTONG_TEST_POSTGRES_URL is not set: run eval \"$(scripts/testpg.sh)\" from the repository root, or set HUTONG_SKIP_POSTGRES=1")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	schema := "app_" + strings.ToLower(payment.RandomString(12))
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+// postgresURL returns a PostgreSQL URL with a fresh schema for this test (see pgtest).
+func postgresURL(t testing.TB) string { return pgtest.FreshSchema(t) }
 
 type nodeSetup struct {
 	databaseURL string // "" for SQLite

@@ -3,78 +3,27 @@ package postgres
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
 	"github.com/hutong-pay/hutong/internal/store/migrate"
+	"github.com/hutong-pay/hutong/internal/store/pgtest"
 	"github.com/hutong-pay/hutong/internal/store/storetest"
 )
 
 var ctx = context.Background()
 
-// testURL returns the test server's URL. Without one the tests fail, loudly: a green run that
-// never touched PostgreSQL would claim what it did not check.
-func testURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("HUTONG_TEST_POSTGRES_URL")
-	if url != "" {
-		return url
-	}
-	if os.Getenv("HUTONG_SKIP_POSTGRES") == "1" {
-		t.Skip("HUTONG_SKIP_POSTGRES=1: PostgreSQL store tests skipped on request")
-	}
-	t.Fatal("HUTONG_TEST_POSTGRES_URL is not set. Start a throwaway PostgreSQL with\n" +
-		"\teval \"$(scripts/testpg.sh)\"\n" +
-		"(from the repository root; `scripts/testpg.sh stop` ends it), or set HUTONG_SKIP_POSTGRES=1 to skip these tests explicitly.")
-	return ""
-}
-
-// freshSchema creates an empty schema for one test and returns a URL whose connections use it,
-// so that tests run in parallel and repeatedly without seeing each other's tables.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	base := testURL(t)
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to HUTONG_TEST_POSTGRES_URL: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := "test_" + strings.ToLower(payment.RandomString(16))
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withParam(base, "search_path", schema)
-}
-
-// withParam adds a connection parameter to a URL or key=value connection string.
-func withParam(conn, key, value string) string {
-	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
-		sep := "?"
-		if strings.Contains(conn, "?") {
-			sep = "&"
-		}
-		return conn + sep + key + "=" + value
-	}
-	return conn + " " + key + "=" + value
-}
+// The test database: a fresh schema per test, from pgtest.
+var (
+	testURL     = pgtest.URL
+	freshSchema = pgtest.FreshSchema
+	withParam   = pgtest.WithParam
+)
 
 func openTest(t testing.TB, url string) *Store {
 	t.Helper()
