@@ -10,11 +10,12 @@ import (
 // cases say what happened; the planner (internal/jobs, on River) says what must follow, so that
 // this package knows nothing of the queue. A nil planner enqueues nothing.
 type JobPlanner interface {
-	// PaymentCreated returns the jobs of a new payment: its expiry, and the polls that recover
-	// lost notifications once it has a wallet.
+	// PaymentCreated returns the jobs of a new payment: what follows it to its end (polls that
+	// recover lost notifications, its expiry), whether or not its wallet is chosen yet.
 	PaymentCreated(p *payment.Payment, now time.Time) []Job
-	// OrderPlaced returns the jobs of a payment whose order the wallet has just accepted.
-	OrderPlaced(p *payment.Payment, now time.Time) []Job
+	// MethodChosen returns the jobs of a payment whose buyer has just chosen its wallet on the
+	// checkout, written before the order is placed there.
+	MethodChosen(p *payment.Payment, now time.Time) []Job
 	// RefundCreated returns the jobs of a new refund: the polls that follow it to its end.
 	RefundCreated(r *payment.Refund, now time.Time) []Job
 	// EventsWritten returns the jobs that deliver events to the merchant's webhooks.
@@ -28,11 +29,11 @@ func (s *Service) planPaymentCreated(p *payment.Payment, now time.Time) []Job {
 	return s.planner.PaymentCreated(p, now)
 }
 
-func (s *Service) planOrderPlaced(p *payment.Payment, now time.Time) []Job {
+func (s *Service) planMethodChosen(p *payment.Payment, now time.Time) []Job {
 	if s.planner == nil {
 		return nil
 	}
-	return s.planner.OrderPlaced(p, now)
+	return s.planner.MethodChosen(p, now)
 }
 
 func (s *Service) planRefundCreated(r *payment.Refund, now time.Time) []Job {

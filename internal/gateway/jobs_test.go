@@ -42,8 +42,8 @@ func (r *recorder) note(what, id string) []gateway.Job {
 func (r *recorder) PaymentCreated(p *payment.Payment, _ time.Time) []gateway.Job {
 	return r.note("payment_created", p.ID)
 }
-func (r *recorder) OrderPlaced(p *payment.Payment, _ time.Time) []gateway.Job {
-	return r.note("order_placed", p.ID)
+func (r *recorder) MethodChosen(p *payment.Payment, _ time.Time) []gateway.Job {
+	return r.note("method_chosen", p.ID)
 }
 func (r *recorder) RefundCreated(rf *payment.Refund, _ time.Time) []gateway.Job {
 	return r.note("refund_created", rf.ID)
@@ -131,7 +131,7 @@ func TestStateChangesEnqueueTheirJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want(t, "after creation", e.queued(t), "payment_created "+placed.ID, "order_placed "+placed.ID, "payment_created "+chosen.ID)
+	want(t, "after creation", e.queued(t), "payment_created "+placed.ID, "payment_created "+chosen.ID)
 	if _, err := e.svc.ChooseMethod(ctx, chosen.ID, payment.WeChatPay, payment.ChannelQR, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestStateChangesEnqueueTheirJobs(t *testing.T) {
 		t.Fatalf("cancel events: %+v", canceled)
 	}
 	want(t, "every change", e.queued(t),
-		"payment_created "+placed.ID, "order_placed "+placed.ID, "payment_created "+chosen.ID, "order_placed "+chosen.ID,
+		"payment_created "+placed.ID, "payment_created "+chosen.ID, "method_chosen "+chosen.ID,
 		"event payment.succeeded "+succeeded, "refund_created "+r.ID, "event refund.succeeded "+events[0].ID,
 		"event payment.canceled "+canceled[0].ID)
 }

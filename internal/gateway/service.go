@@ -285,7 +285,8 @@ func (s *Service) ChooseMethod(ctx context.Context, id string, provider payment.
 			return Effects{}, payment.InvalidParam("payer", "a %s miniprogram payment needs the buyer's identity at the wallet", provider)
 		}
 		p.Provider, p.Channel, p.Payer, p.UpdatedAt = provider, channel, merged, now
-		return Effects{}, nil
+		// From now on a buyer may pay: follow the order at the wallet in case its news is lost.
+		return Effects{Jobs: s.planMethodChosen(p, now)}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("choose method: %w", err)
@@ -368,8 +369,7 @@ func (s *Service) placeOrder(ctx context.Context, p *payment.Payment) (*payment.
 		if res.TradeNo != "" {
 			p.ProviderRef.TradeNo = res.TradeNo
 		}
-		// From now on a buyer can pay: follow the order at the wallet in case its news is lost.
-		return Effects{Jobs: s.planOrderPlaced(p, now)}, nil
+		return Effects{}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record order placement: %w", err)

@@ -103,15 +103,23 @@ func (s Schedule) pollDelay(age time.Duration) time.Duration {
 	return min(max(age/4, s.MinPoll), s.MaxPoll)
 }
 
-// PaymentJobs are the jobs a new payment needs: its expiry and, once it has a wallet, polls for
-// its truth.
+// PaymentJobs are the jobs a new payment needs. One with a wallet gets one job that follows it
+// to its end: it polls the wallet and, at expires_at, closes and cancels it. One without a wallet
+// gets its expiry; the follow-up job comes when the buyer chooses (MethodChosen). One job rather
+// than two matters on SQLite, where each job insert takes the single writer's time.
 func PaymentJobs(p *payment.Payment, now time.Time, s Schedule) []gateway.Job {
 	s = s.withDefaults()
-	jobs := []gateway.Job{{Args: ExpirePaymentArgs{PaymentID: p.ID}, ScheduledAt: p.ExpiresAt}}
 	if p.Provider != "" {
-		jobs = append(jobs, gateway.Job{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: now.Add(s.FirstPoll)})
+		return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: earliest(now.Add(s.FirstPoll), p.ExpiresAt)}}
 	}
-	return jobs
+	return []gateway.Job{{Args: ExpirePaymentArgs{PaymentID: p.ID}, ScheduledAt: p.ExpiresAt}}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // RefundJobs are the jobs a new refund needs.
@@ -132,11 +140,10 @@ func (pl Planner) PaymentCreated(p *payment.Payment, now time.Time) []gateway.Jo
 	return PaymentJobs(p, now, pl.Schedule)
 }
 
-// OrderPlaced returns the poll of a payment a buyer can now pay. A payment created with its wallet
-// already has one: the poll is unique per payment, so the second is not queued.
-func (pl Planner) OrderPlaced(p *payment.Payment, now time.Time) []gateway.Job {
+// MethodChosen returns the job that follows a payment once a buyer can pay it.
+func (pl Planner) MethodChosen(p *payment.Payment, now time.Time) []gateway.Job {
 	s := pl.Schedule.withDefaults()
-	return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: now.Add(s.FirstPoll)}}
+	return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: earliest(now.Add(s.FirstPoll), p.ExpiresAt)}}
 }
 
 // RefundCreated returns RefundJobs.
@@ -153,7 +160,8 @@ func (pl Planner) EventsWritten(events []payment.Event) []gateway.Job {
 	return jobs
 }
 
-// PollPaymentWorker follows a payment until it is final or expired (then the expiry job owns it).
+// PollPaymentWorker follows a payment until it is final: it asks the wallet, and at expires_at
+// closes the order there and cancels the payment.
 type PollPaymentWorker struct {
 	river.WorkerDefaults[PollPaymentArgs]
 	Service  Service
@@ -161,7 +169,7 @@ type PollPaymentWorker struct {
 	Schedule Schedule
 }
 
-// Work asks once and snoozes while the payment is still pending.
+// Work asks once and snoozes while the payment is still pending; once it is due, expires it.
 func (w *PollPaymentWorker) Work(ctx context.Context, job *river.Job[PollPaymentArgs]) error {
 	p, err := w.Service.SyncPayment(ctx, job.Args.PaymentID)
 	if err != nil {
@@ -170,11 +178,15 @@ func (w *PollPaymentWorker) Work(ctx context.Context, job *river.Job[PollPayment
 		}
 		return err // River retries with backoff
 	}
-	now := w.Now()
-	if p.Status.Final() || !now.Before(p.ExpiresAt) {
+	if p.Status.Final() {
 		return nil
 	}
-	return river.JobSnooze(w.Schedule.withDefaults().pollDelay(now.Sub(p.CreatedAt)))
+	now := w.Now()
+	if !now.Before(p.ExpiresAt) {
+		return expire(ctx, w.Service, w.Now, p.ID)
+	}
+	delay := w.Schedule.withDefaults().pollDelay(now.Sub(p.CreatedAt))
+	return river.JobSnooze(max(min(delay, p.ExpiresAt.Sub(now)), time.Millisecond))
 }
 
 // ExpirePaymentWorker cancels a payment at its expiry, after closing it at the wallet.
@@ -184,10 +196,15 @@ type ExpirePaymentWorker struct {
 	Now     func() time.Time
 }
 
-// Work expires the payment; a wallet error is retried (the payment stays pending meanwhile,
-// which is the truth: it may still be paid until the wallet has closed it).
+// Work expires the payment.
 func (w *ExpirePaymentWorker) Work(ctx context.Context, job *river.Job[ExpirePaymentArgs]) error {
-	p, err := w.Service.ExpirePayment(ctx, job.Args.PaymentID)
+	return expire(ctx, w.Service, w.Now, job.Args.PaymentID)
+}
+
+// expire closes and cancels a payment at its expiry. A wallet error is retried (the payment stays
+// pending meanwhile, which is the truth: it may still be paid until the wallet has closed it).
+func expire(ctx context.Context, svc Service, now func() time.Time, id string) error {
+	p, err := svc.ExpirePayment(ctx, id)
 	if err != nil {
 		if payment.IsNotFound(err) {
 			return river.JobCancel(err)
@@ -200,7 +217,7 @@ func (w *ExpirePaymentWorker) Work(ctx context.Context, job *river.Job[ExpirePay
 	}
 	if p.Status == payment.StatusPending {
 		// Not yet due (expires_at moved, or our clock is behind the job's): come back then.
-		return river.JobSnooze(max(p.ExpiresAt.Sub(w.Now()), time.Second))
+		return river.JobSnooze(max(p.ExpiresAt.Sub(now()), time.Second))
 	}
 	return nil
 }

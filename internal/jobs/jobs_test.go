@@ -19,21 +19,24 @@ var t0 = time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
 func TestPlanner(t *testing.T) {
 	pl := Planner{}
 	p := &payment.Payment{ID: "pay_1", Provider: payment.Alipay, ExpiresAt: t0.Add(2 * time.Hour)}
-	jobs := pl.PaymentCreated(p, t0)
-	want := []gateway.Job{
-		{Args: ExpirePaymentArgs{PaymentID: "pay_1"}, ScheduledAt: p.ExpiresAt},
-		{Args: PollPaymentArgs{PaymentID: "pay_1"}, ScheduledAt: t0.Add(30 * time.Second)},
+	// With a wallet one job follows the payment: it polls, then expires it.
+	poll := gateway.Job{Args: PollPaymentArgs{PaymentID: "pay_1"}, ScheduledAt: t0.Add(30 * time.Second)}
+	if jobs := pl.PaymentCreated(p, t0); len(jobs) != 1 || jobs[0] != poll {
+		t.Fatalf("payment with a wallet: %+v, want %+v", jobs, poll)
 	}
-	if len(jobs) != 2 || jobs[0] != want[0] || jobs[1] != want[1] {
-		t.Fatalf("payment with a wallet: %+v, want %+v", jobs, want)
-	}
-	// Without a wallet nobody can pay yet: only the expiry, and the poll once the order is placed.
+	// Without a wallet nobody can pay yet: only the expiry, and the follow-up once the buyer chooses.
 	p.Provider = ""
-	if jobs := pl.PaymentCreated(p, t0); len(jobs) != 1 || jobs[0] != want[0] {
+	expiry := gateway.Job{Args: ExpirePaymentArgs{PaymentID: "pay_1"}, ScheduledAt: p.ExpiresAt}
+	if jobs := pl.PaymentCreated(p, t0); len(jobs) != 1 || jobs[0] != expiry {
 		t.Fatalf("payment without a wallet: %+v, want only the expiry", jobs)
 	}
-	if jobs := pl.OrderPlaced(p, t0.Add(time.Minute)); len(jobs) != 1 || jobs[0] != (gateway.Job{Args: PollPaymentArgs{PaymentID: "pay_1"}, ScheduledAt: t0.Add(90 * time.Second)}) {
-		t.Fatalf("order placed: %+v", jobs)
+	if jobs := pl.MethodChosen(p, t0.Add(time.Minute)); len(jobs) != 1 || jobs[0] != (gateway.Job{Args: PollPaymentArgs{PaymentID: "pay_1"}, ScheduledAt: t0.Add(90 * time.Second)}) {
+		t.Fatalf("method chosen: %+v", jobs)
+	}
+	// A payment expiring before the first poll is followed up at its expiry.
+	short := &payment.Payment{ID: "pay_2", Provider: payment.WeChatPay, ExpiresAt: t0.Add(10 * time.Second)}
+	if jobs := pl.PaymentCreated(short, t0); len(jobs) != 1 || jobs[0].ScheduledAt != short.ExpiresAt {
+		t.Fatalf("short payment: %+v, want its follow-up at its expiry", jobs)
 	}
 	fast := Planner{Schedule: Schedule{FirstPoll: time.Second, FirstRefundPoll: 2 * time.Second}}
 	if jobs := fast.RefundCreated(&payment.Refund{ID: "re_1"}, t0); len(jobs) != 1 || jobs[0] != (gateway.Job{Args: PollRefundArgs{RefundID: "re_1"}, ScheduledAt: t0.Add(2 * time.Second)}) {
@@ -70,16 +73,28 @@ type fakeService struct {
 	payment *payment.Payment
 	refund  *payment.Refund
 	err     error
+	expired int // ExpirePayment calls
 }
 
 func (f *fakeService) SyncPayment(context.Context, string) (*payment.Payment, error) {
 	return f.payment, f.err
 }
 func (f *fakeService) ExpirePayment(context.Context, string) (*payment.Payment, error) {
+	f.expired++
 	return f.payment, f.err
 }
 func (f *fakeService) SyncRefund(context.Context, string) (*payment.Refund, error) {
 	return f.refund, f.err
+}
+
+// expiringService cancels the payment when asked to expire it.
+type expiringService struct{ *fakeService }
+
+func (e *expiringService) ExpirePayment(ctx context.Context, id string) (*payment.Payment, error) {
+	e.expired++
+	p := *e.payment
+	p.Status = payment.StatusCanceled
+	return &p, e.err
 }
 
 func job[T river.JobArgs](args T) *river.Job[T] {
@@ -110,11 +125,19 @@ func TestPollPaymentWorker(t *testing.T) {
 	if err := w.Work(context.Background(), job(PollPaymentArgs{PaymentID: "pay_1"})); err != nil {
 		t.Fatalf("final payment: %v, want done", err)
 	}
-	// Past its expiry the expiry job owns it.
-	svc.payment.Status, now = payment.StatusPending, t0.Add(2*time.Hour)
-	if err := w.Work(context.Background(), job(PollPaymentArgs{PaymentID: "pay_1"})); err != nil {
-		t.Fatalf("expired payment: %v, want done", err)
+	// Close to its expiry it comes back at the expiry, not later.
+	svc.payment.Status, now = payment.StatusPending, t0.Add(time.Hour-30*time.Second)
+	if d, ok := snoozed(w.Work(context.Background(), job(PollPaymentArgs{PaymentID: "pay_1"}))); !ok || d != 30*time.Second {
+		t.Fatalf("payment about to expire: snooze %s %v, want 30s", d, ok)
 	}
+	// Past its expiry the same job expires it.
+	now = t0.Add(2 * time.Hour)
+	expirer := &expiringService{fakeService: svc}
+	w.Service = expirer
+	if err := w.Work(context.Background(), job(PollPaymentArgs{PaymentID: "pay_1"})); err != nil || expirer.expired != 1 {
+		t.Fatalf("expired payment: %v after %d expiries, want done after one", err, expirer.expired)
+	}
+	w.Service = svc
 	svc.err = payment.ErrNotFound("payment", "pay_1")
 	if err := w.Work(context.Background(), job(PollPaymentArgs{PaymentID: "pay_1"})); !cancelled(err) {
 		t.Fatalf("missing payment: %v, want cancelled", err)
