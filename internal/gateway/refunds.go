@@ -45,7 +45,6 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 		ProviderRef: payment.RefundRef{OutRefundNo: payment.NewOutTradeNo()}, Metadata: in.Metadata,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	var total int64
 	err = s.store.CreateRefund(ctx, r, s.planRefundCreated(r, now), func(p *payment.Payment) error {
 		if r.Amount == 0 {
 			r.Amount = p.Refundable()
@@ -55,19 +54,24 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 		}
 		p.AmountRefunded += r.Amount
 		p.UpdatedAt = now
-		total = p.Amount
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	prov := s.providers[p.Provider]
+	return s.askRefund(ctx, r, p)
+}
+
+// askRefund asks the wallet to return r's money and records its answer. Both wallets treat a
+// repeated out_refund_no as the same refund, so asking again can never refund twice.
+func (s *Service) askRefund(ctx context.Context, r *payment.Refund, p *payment.Payment) (*payment.Refund, error) {
+	prov := s.providers[r.Provider]
 	if prov == nil {
-		return nil, payment.Errorf(payment.Internal, "provider_missing", "provider %s is not configured", p.Provider)
+		return nil, payment.Errorf(payment.Internal, "provider_missing", "provider %s is not configured", r.Provider)
 	}
 	wr, callErr := prov.Refund(ctx, RefundRequest{
-		OutTradeNo: p.ProviderRef.OutTradeNo, OutRefundNo: r.ProviderRef.OutRefundNo, Amount: r.Amount, Total: total,
-		Currency: r.Currency, Reason: r.Reason, NotifyURL: s.NotifyURL(p.Provider, "refunds"),
+		OutTradeNo: p.ProviderRef.OutTradeNo, OutRefundNo: r.ProviderRef.OutRefundNo, Amount: r.Amount, Total: p.Amount,
+		Currency: r.Currency, Reason: r.Reason, NotifyURL: s.NotifyURL(r.Provider, "refunds"),
 	})
 	if callErr != nil {
 		var pe *payment.Error
@@ -77,10 +81,10 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 		}
 		// No clear answer (timeout, system error): the refund stays pending and is followed up by
 		// querying the wallet.
-		s.log.Warn("refund outcome unknown", "refund_id", r.ID, "payment_id", p.ID, "provider", p.Provider, "err", callErr)
+		s.log.Warn("refund outcome unknown", "refund_id", r.ID, "payment_id", p.ID, "provider", r.Provider, "err", callErr)
 		return r, nil
 	}
-	return s.ApplyWalletRefund(ctx, p.Provider, wr)
+	return s.ApplyWalletRefund(ctx, r.Provider, wr)
 }
 
 func (s *Service) failRefund(ctx context.Context, id, code, message string) (*payment.Refund, error) {
@@ -121,6 +125,10 @@ func (s *Service) SyncRefund(ctx context.Context, id string) (*payment.Refund, e
 	wr, err := prov.QueryRefund(ctx, p.ProviderRef.OutTradeNo, r.ProviderRef.OutRefundNo)
 	if err != nil {
 		return nil, providerError(err, "the wallet could not be asked about refund %s", r.ID)
+	}
+	if wr.State == RefundNotFound {
+		// The wallet never heard of it: the node that recorded the refund stopped before asking.
+		return s.askRefund(ctx, r, p)
 	}
 	return s.ApplyWalletRefund(ctx, r.Provider, wr)
 }

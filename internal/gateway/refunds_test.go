@@ -1,0 +1,50 @@
+package gateway_test
+
+import (
+	"testing"
+
+	"github.com/hutong-pay/hutong/internal/fakewallet"
+	"github.com/hutong-pay/hutong/internal/gateway"
+	"github.com/hutong-pay/hutong/internal/payment"
+)
+
+// A refund recorded by a node that stopped before asking the wallet (here: the wallet never
+// answered) is asked for again when it is followed up, with the same out_refund_no, and the money
+// moves exactly once.
+func TestRefundTheWalletNeverHeardOfIsAskedAgain(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	p, err := e.svc.CreatePayment(ctx, e.merch, gateway.CreatePaymentParams{Amount: 500, Description: "tea", Provider: payment.WeChatPay, Channel: payment.ChannelQR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.wallet.Pay(p.ProviderRef.OutTradeNo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SyncPayment(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.wallet.SetError(fakewallet.OpRefund, fakewallet.ErrUnavailable)
+	r, err := e.svc.CreateRefund(ctx, e.merch, gateway.CreateRefundParams{PaymentID: p.ID, Amount: 200})
+	if err != nil || r.Status != payment.RefundPending {
+		t.Fatalf("refund without an answer: %+v %v, want pending", r, err)
+	}
+	if wr, _ := e.wallet.QueryRefund(ctx, p.ProviderRef.OutTradeNo, r.ProviderRef.OutRefundNo); wr.State != gateway.RefundNotFound {
+		t.Fatalf("the wallet knows the refund already: %+v", wr)
+	}
+	e.wallet.SetError(fakewallet.OpRefund, nil)
+	for range 2 { // following it up twice must not refund twice
+		if r, err = e.svc.SyncRefund(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Status != payment.RefundSucceeded {
+		t.Fatalf("after follow-up: %s, want succeeded", r.Status)
+	}
+	if n := e.wallet.Calls(fakewallet.OpRefund); n != 2 {
+		t.Fatalf("refund asked %d times, want 2 (the unanswered one and the follow-up)", n)
+	}
+	got, err := e.svc.Payment(ctx, e.merch, p.ID)
+	if err != nil || got.AmountRefunded != 200 {
+		t.Fatalf("payment after refund: %+v %v, want 200 refunded", got, err)
+	}
+}
