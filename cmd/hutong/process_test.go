@@ -383,11 +383,76 @@ func stream(t *testing.T, cl *client, sandboxURL string, n int, crash func()) []
 	return acked
 }
 
+type refundView struct {
+	ID        string `json:"id"`
+	PaymentID string `json:"payment_id"`
+	Status    string `json:"status"`
+	Amount    int64  `json:"amount"`
+}
+
+// refundStream refunds 50 of every other payment from 4 merchant goroutines, and calls crash once,
+// after about half were acknowledged.
+func refundStream(t *testing.T, cl *client, paid []paymentView, crash func()) []refundView {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		acked []refundView
+		once  sync.Once
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	want := (len(paid) + 1) / 2
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(2)) - 2
+				if i >= len(paid) {
+					return
+				}
+				var r refundView
+				code, err := cl.do("POST", "/v1/refunds", "refund-"+paid[i].ID, map[string]any{"payment_id": paid[i].ID, "amount": 50, "reason": "crash test"}, &r)
+				if err != nil || code != 200 {
+					t.Errorf("refund of %s: %d %v", paid[i].ID, code, err)
+					continue
+				}
+				mu.Lock()
+				acked = append(acked, r)
+				if len(acked) == want/2 {
+					once.Do(crash)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
 // checkTruth waits until every acknowledged payment is succeeded, checks no object moved twice,
 // and that every event was delivered to the webhook endpoint at least once.
-func checkTruth(t *testing.T, cl *client, acked []paymentView, sink *webhookSink) {
+func checkTruth(t *testing.T, cl *client, acked []paymentView, refunds []refundView, sink *webhookSink) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
+	refunded := map[string]int64{}
+	for _, r := range refunds {
+		refunded[r.PaymentID] += r.Amount
+		for {
+			var got refundView
+			code, err := cl.do("GET", "/v1/refunds/"+r.ID, "", nil, &got)
+			if err != nil || code != 200 {
+				t.Fatalf("acknowledged refund %s lost: %d %v", r.ID, code, err)
+			}
+			if got.Status == "succeeded" {
+				break
+			}
+			if got.Status != "pending" || time.Now().After(deadline) {
+				t.Fatalf("refund %s is %s, want succeeded", r.ID, got.Status)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	for _, p := range acked {
 		for {
 			var got paymentView
@@ -396,6 +461,9 @@ func checkTruth(t *testing.T, cl *client, acked []paymentView, sink *webhookSink
 				t.Fatalf("acknowledged payment %s lost: %d %v", p.ID, code, err)
 			}
 			if got.Status == "succeeded" {
+				if got.AmountRefunded != refunded[p.ID] {
+					t.Errorf("payment %s has amount_refunded %d, want %d", p.ID, got.AmountRefunded, refunded[p.ID])
+				}
 				break
 			}
 			if got.Status != "pending" || time.Now().After(deadline) {
@@ -441,6 +509,11 @@ func checkTruth(t *testing.T, cl *client, acked []paymentView, sink *webhookSink
 			t.Errorf("payment %s has %d events, want exactly 1 (payment.succeeded)", p.ID, perObject[p.ID])
 		}
 	}
+	for _, r := range refunds {
+		if perObject[r.ID] != 1 {
+			t.Errorf("refund %s has %d events, want exactly 1 (refund.succeeded)", r.ID, perObject[r.ID])
+		}
+	}
 	for _, e := range events {
 		for !sink.delivered(e.ID) {
 			if time.Now().After(deadline) {
@@ -465,15 +538,19 @@ func crashTest(t *testing.T, databaseURL string) {
 	sink := &webhookSink{seen: map[string]int{}}
 	registerWebhook(t, cl, sink)
 
-	var restarted *proc
-	acked := stream(t, cl, c.sandboxURL, 60, func() {
+	kills := 0
+	crash := func() {
 		node.kill()
-		restarted = c.node("node-restarted", addr, base)
-	})
-	if restarted == nil {
-		t.Fatal("the node was never killed")
+		kills++
+		node = c.node(fmt.Sprintf("node-restarted-%d", kills), addr, base)
 	}
-	checkTruth(t, cl, acked, sink)
+	acked := stream(t, cl, c.sandboxURL, 60, crash)
+	checkTruth(t, cl, acked, nil, sink)
+	refunds := refundStream(t, cl, acked, crash)
+	if kills != 2 {
+		t.Fatalf("the node was killed %d times, want 2 (once among payments, once among refunds)", kills)
+	}
+	checkTruth(t, cl, acked, refunds, sink)
 }
 
 func TestCrashSQLite(t *testing.T) { crashTest(t, "") }
@@ -528,5 +605,5 @@ func TestTwoNodesOnPostgresOneKilled(t *testing.T) {
 	sink := &webhookSink{seen: map[string]int{}}
 	registerWebhook(t, cl, sink)
 	acked := stream(t, cl, c.sandboxURL, 60, a.kill)
-	checkTruth(t, cl, acked, sink)
+	checkTruth(t, cl, acked, nil, sink)
 }

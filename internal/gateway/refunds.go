@@ -11,10 +11,13 @@ import (
 
 // CreateRefundParams is a merchant's request to return money.
 type CreateRefundParams struct {
-	PaymentID string
-	Amount    int64 // 0 refunds everything still refundable
-	Reason    string
-	Metadata  map[string]string
+	// IdempotencyKey, when the merchant gave one, names the request (with its mode): a retry of a
+	// request whose node died mid-way resumes that refund instead of making a second one.
+	IdempotencyKey string
+	PaymentID      string
+	Amount         int64 // 0 refunds everything still refundable
+	Reason         string
+	Metadata       map[string]string
 }
 
 const maxRefundReason = 80 // WeChat Pay's reason limit
@@ -42,8 +45,17 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 	r := &payment.Refund{
 		ID: payment.NewID("re"), Object: "refund", MerchantID: merchantID, Livemode: p.Livemode, PaymentID: p.ID, Status: payment.RefundPending,
 		Amount: in.Amount, Currency: p.Currency, Reason: in.Reason, Provider: p.Provider,
-		ProviderRef: payment.RefundRef{OutRefundNo: payment.NewOutTradeNo()}, Metadata: in.Metadata,
+		ProviderRef: payment.RefundRef{OutRefundNo: outTradeNo(merchantID, "refund", in.IdempotencyKey)}, Metadata: in.Metadata,
 		CreatedAt: now, UpdatedAt: now,
+	}
+	// A retry of a request whose node died before answering carries on with the refund that run
+	// recorded, rather than moving the money twice; a race between two retries ends the same way,
+	// through the unique wallet number.
+	if prior := s.priorRefund(ctx, merchantID, p, in, r.ProviderRef.OutRefundNo, now); prior != nil {
+		if prior.Status != payment.RefundPending {
+			return prior, nil
+		}
+		return s.askRefund(ctx, prior, p)
 	}
 	err = s.store.CreateRefund(ctx, r, s.planRefundCreated(r, now), func(p *payment.Payment) error {
 		if r.Amount == 0 {
@@ -57,9 +69,35 @@ func (s *Service) CreateRefund(ctx context.Context, merchantID string, in Create
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		prior := s.priorRefund(ctx, merchantID, p, in, r.ProviderRef.OutRefundNo, now)
+		if prior == nil || payment.KindOf(err) != payment.Conflict {
+			return nil, err
+		}
+		if prior.Status != payment.RefundPending {
+			return prior, nil
+		}
+		r = prior
 	}
 	return s.askRefund(ctx, r, p)
+}
+
+// priorRefund returns the refund an earlier run of the same idempotent request recorded, if any.
+func (s *Service) priorRefund(ctx context.Context, merchantID string, p *payment.Payment, in CreateRefundParams, outRefundNo string, now time.Time) *payment.Refund {
+	if in.IdempotencyKey == "" {
+		return nil
+	}
+	prior, err := s.store.RefundByOutRefundNo(ctx, p.Provider, outRefundNo)
+	if err != nil {
+		return nil
+	}
+	amount := in.Amount
+	if amount == 0 {
+		amount = prior.Amount // "everything still refundable" was whatever that run reserved
+	}
+	if prior.PaymentID != p.ID || !sameRequest(prior.MerchantID, prior.Amount, prior.CreatedAt, merchantID, amount, now) {
+		return nil
+	}
+	return prior
 }
 
 // askRefund asks the wallet to return r's money and records its answer. Both wallets treat a

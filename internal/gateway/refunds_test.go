@@ -48,3 +48,43 @@ func TestRefundTheWalletNeverHeardOfIsAskedAgain(t *testing.T) {
 		t.Fatalf("payment after refund: %+v %v, want 200 refunded", got, err)
 	}
 }
+
+// A merchant retrying a refund request (same Idempotency-Key) whose first run never answered
+// gets that same refund carried on, never a second one: the money moves once.
+func TestRetriedRefundRequestResumesTheFirst(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	p, err := e.svc.CreatePayment(ctx, e.merch, gateway.CreatePaymentParams{Amount: 500, Description: "tea", Provider: payment.WeChatPay, Channel: payment.ChannelQR, IdempotencyKey: "test:pay-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same payment request again resumes it instead of placing a second order.
+	again, err := e.svc.CreatePayment(ctx, e.merch, gateway.CreatePaymentParams{Amount: 500, Description: "tea", Provider: payment.WeChatPay, Channel: payment.ChannelQR, IdempotencyKey: "test:pay-1"})
+	if err != nil || again.ID != p.ID || e.wallet.Calls(fakewallet.OpCreatePayment) != 1 {
+		t.Fatalf("retried payment request: %v %v after %d orders, want payment %s and one order", again.ID, err, e.wallet.Calls(fakewallet.OpCreatePayment), p.ID)
+	}
+	if _, err := e.wallet.Pay(p.ProviderRef.OutTradeNo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.SyncPayment(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.wallet.SetError(fakewallet.OpRefund, fakewallet.ErrUnavailable)
+	params := gateway.CreateRefundParams{PaymentID: p.ID, IdempotencyKey: "test:refund-1"} // everything refundable
+	first, err := e.svc.CreateRefund(ctx, e.merch, params)
+	if err != nil || first.Status != payment.RefundPending {
+		t.Fatalf("first run: %+v %v", first, err)
+	}
+	e.wallet.SetError(fakewallet.OpRefund, nil)
+	second, err := e.svc.CreateRefund(ctx, e.merch, params)
+	if err != nil || second.ID != first.ID || second.Status != payment.RefundSucceeded {
+		t.Fatalf("retry: %+v %v, want refund %s succeeded", second, err, first.ID)
+	}
+	got, _ := e.svc.Payment(ctx, e.merch, p.ID)
+	if got.AmountRefunded != 500 {
+		t.Fatalf("amount_refunded %d, want 500 (once)", got.AmountRefunded)
+	}
+	// Another key is another refund: nothing is left to refund.
+	if _, err := e.svc.CreateRefund(ctx, e.merch, gateway.CreateRefundParams{PaymentID: p.ID, Amount: 1, IdempotencyKey: "test:refund-2"}); payment.KindOf(err) != payment.Invalid {
+		t.Fatalf("a new refund beyond the amount: %v, want invalid", err)
+	}
+}

@@ -97,18 +97,21 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microse
 
 // CreatePaymentParams is a merchant's request for a payment.
 type CreatePaymentParams struct {
-	Amount      int64
-	Currency    string
-	Description string
-	Reference   string
-	Provider    payment.Provider
-	Channel     payment.Channel
-	CustomerID  string
-	Payer       *payment.Payer
-	ExpiresAt   *time.Time
-	ReturnURL   string
-	Metadata    map[string]string
-	Livemode    bool
+	// IdempotencyKey, when the merchant gave one, names the request (with its mode): a retry of a
+	// request whose node died mid-way resumes that request instead of placing a second order.
+	IdempotencyKey string
+	Amount         int64
+	Currency       string
+	Description    string
+	Reference      string
+	Provider       payment.Provider
+	Channel        payment.Channel
+	CustomerID     string
+	Payer          *payment.Payer
+	ExpiresAt      *time.Time
+	ReturnURL      string
+	Metadata       map[string]string
+	Livemode       bool
 }
 
 // Limits on merchant input, inside what both wallets accept.
@@ -239,7 +242,7 @@ func (s *Service) CreatePayment(ctx context.Context, merchantID string, in Creat
 		ID: payment.NewID("pay"), Object: "payment", MerchantID: merchantID, Livemode: in.Livemode,
 		Status: payment.StatusPending, Amount: in.Amount, Currency: in.Currency,
 		Description: in.Description, Reference: in.Reference, Provider: in.Provider, Channel: in.Channel,
-		ProviderRef: payment.ProviderRef{OutTradeNo: payment.NewOutTradeNo()},
+		ProviderRef: payment.ProviderRef{OutTradeNo: outTradeNo(merchantID, "payment", in.IdempotencyKey)},
 		CustomerID:  in.CustomerID, Payer: in.Payer, ReturnURL: in.ReturnURL, Metadata: metadata,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: expires,
 	}
@@ -247,12 +250,51 @@ func (s *Service) CreatePayment(ctx context.Context, merchantID string, in Creat
 	// The intent is durable before the wallet hears of it: a crash after this point leaves a
 	// pending payment that the expiry job closes, never an order at the wallet we know nothing of.
 	if err := s.store.CreatePayment(ctx, p, s.planPaymentCreated(p, now)); err != nil {
-		return nil, fmt.Errorf("create payment: %w", err)
+		prior := s.priorPayment(ctx, merchantID, p, err)
+		if prior == nil {
+			return nil, fmt.Errorf("create payment: %w", err)
+		}
+		p = prior
 	}
-	if p.Provider == "" {
+	if p.Provider == "" || p.Status != payment.StatusPending || p.NextAction != nil {
 		return p, nil
 	}
 	return s.placeOrder(ctx, p)
+}
+
+// outTradeNo is a new wallet order number, or the one derived from the merchant's idempotency key.
+func outTradeNo(merchantID, kind, idempotencyKey string) string {
+	if idempotencyKey == "" {
+		return payment.NewOutTradeNo()
+	}
+	return payment.DerivedOutTradeNo(merchantID, kind, idempotencyKey)
+}
+
+// priorPayment deals with a wallet order number already taken (err) by an earlier run of the
+// same request, whose node died before answering. It returns the payment the retry answers with:
+// that earlier payment while it can still be carried on, or p placed under a fresh number when
+// the earlier one is not this request's (a key reused after its 24 hours) or its order failed.
+func (s *Service) priorPayment(ctx context.Context, merchantID string, p *payment.Payment, err error) *payment.Payment {
+	if payment.KindOf(err) != payment.Conflict || p.Provider == "" {
+		return nil
+	}
+	prior, perr := s.store.PaymentByOutTradeNo(ctx, p.Provider, p.ProviderRef.OutTradeNo)
+	if perr == nil && sameRequest(prior.MerchantID, prior.Amount, prior.CreatedAt, merchantID, p.Amount, p.CreatedAt) &&
+		prior.Status != payment.StatusFailed {
+		return prior
+	}
+	p.ProviderRef.OutTradeNo = payment.NewOutTradeNo()
+	if err := s.store.CreatePayment(ctx, p, s.planPaymentCreated(p, p.CreatedAt)); err != nil {
+		return nil
+	}
+	return p
+}
+
+// sameRequest reports whether an object found under a derived wallet number was made by the same
+// request: same merchant and amount, within the idempotency key's lifetime.
+func sameRequest(merchant string, amount int64, created time.Time, wantMerchant string, wantAmount int64, now time.Time) bool {
+	const keyLifetime = 24 * time.Hour
+	return merchant == wantMerchant && amount == wantAmount && now.Sub(created) < keyLifetime
 }
 
 // ChooseMethod places a payment created without a wallet at the wallet and channel the buyer chose

@@ -169,3 +169,17 @@ func PurgeIdempotency(ctx context.Context, store gateway.Store, now time.Time) (
 	}
 	return n, nil
 }
+
+// idempotencyScope names the request's Idempotency-Key as the use cases see it: the key within
+// its mode (keys are scoped per merchant and mode), or "" without a key.
+func idempotencyScope(r *http.Request) string {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return ""
+	}
+	mode := "test"
+	if keyFrom(r.Context()).Livemode {
+		mode = "live"
+	}
+	return mode + ":" + key
+}

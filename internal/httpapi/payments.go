@@ -55,7 +55,7 @@ func (a *api) createPayment(w http.ResponseWriter, r *http.Request) error {
 	params := gateway.CreatePaymentParams{
 		Amount: in.Amount, Currency: in.Currency, Description: in.Description, Reference: in.Reference,
 		Provider: payment.Provider(in.Provider), Channel: payment.Channel(in.Channel), CustomerID: in.Customer,
-		ReturnURL: in.ReturnURL, Metadata: in.Metadata, Livemode: key.Livemode,
+		ReturnURL: in.ReturnURL, Metadata: in.Metadata, Livemode: key.Livemode, IdempotencyKey: idempotencyScope(r),
 	}
 	if in.Payer != nil {
 		params.Payer = &payment.Payer{OpenID: in.Payer.OpenID, BuyerID: in.Payer.BuyerID, AlipayOpenID: in.Payer.AlipayOpenID, ClientIP: in.Payer.ClientIP}

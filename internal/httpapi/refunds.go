@@ -28,7 +28,8 @@ func (a *api) createRefund(w http.ResponseWriter, r *http.Request) error {
 	if in.PaymentID == "" {
 		return payment.InvalidParam("payment_id", "payment_id is required")
 	}
-	params := gateway.CreateRefundParams{PaymentID: in.PaymentID, Reason: in.Reason, Metadata: in.Metadata}
+	params := gateway.CreateRefundParams{PaymentID: in.PaymentID, Reason: in.Reason, Metadata: in.Metadata,
+		IdempotencyKey: idempotencyScope(r)}
 	if in.Amount != nil {
 		if err := payment.CheckAmount("amount", *in.Amount); err != nil {
 			return err
