@@ -115,3 +115,57 @@ func benchCreatePayment(b *testing.B, databaseURL string) {
 	b.ReportMetric(pct(0.50), "p50_ms")
 	b.ReportMetric(pct(0.99), "p99_ms")
 }
+
+// BenchmarkCreatePaymentThroughWallet measures POST /v1/payments through a whole demo: the node on
+// SQLite with its River jobs, and the real connector calling the wallet sandbox over loopback with
+// its RSA signatures (the sandbox's own signing shares the same 2 cores).
+//
+//	go test ./internal/app -run '^$' -bench CreatePaymentThroughWallet -benchtime 2000x
+func BenchmarkCreatePaymentThroughWallet(b *testing.B) {
+	for _, provider := range []string{"wechatpay", "alipay"} {
+		b.Run(provider, func(b *testing.B) { benchThroughWallet(b, provider) })
+	}
+}
+
+func benchThroughWallet(b *testing.B, provider string) {
+	gln, _ := net.Listen("tcp", "127.0.0.1:0")
+	sln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan app.DemoInfo, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunDemo(ctx, app.DemoOptions{Listen: gln, SandboxListen: sln, DataDir: b.TempDir(), TimeScale: 0.001,
+			Logger: slog.New(slog.DiscardHandler), Ready: func(i app.DemoInfo) { ready <- i }})
+	}()
+	var info app.DemoInfo
+	select {
+	case info = <-ready:
+	case err := <-done:
+		b.Fatal(err)
+	}
+	defer func() { cancel(); <-done }()
+	body := []byte(`{"amount":1234,"description":"Longjing tea","reference":"order-1","provider":"` + provider + `","channel":"qr"}`)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", info.GatewayURL+"/v1/payments", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+info.APIKey)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "creations/s")
+}
