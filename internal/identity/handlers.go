@@ -1,14 +1,12 @@
 package identity
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/hutong-pay/hutong/internal/payment"
+	"github.com/hutong-pay/hutong/internal/reqbody"
 )
 
 // RegisterAPI mounts the merchant API's customer routes on mux:
@@ -68,10 +66,10 @@ type LoginRequest struct {
 
 func (s *Service) serveLogin(w http.ResponseWriter, r *http.Request, merchantID string, livemode bool) error {
 	var in LoginRequest
-	if err := decodeRequest(w, r, map[string]param{
-		"provider": {&in.Provider, "a string"},
-		"code":     {&in.Code, "a string"},
-		"customer": {&in.Customer, "a string"},
+	if err := reqbody.Read(w, r, maxBody, map[string]reqbody.Param{
+		"provider": {Dst: &in.Provider, Want: "a string"},
+		"code":     {Dst: &in.Code, Want: "a string"},
+		"customer": {Dst: &in.Customer, Want: "a string"},
 	}); err != nil {
 		return err
 	}
@@ -114,78 +112,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // maxBody bounds a request body; a login is a provider, a code and a customer id.
 const maxBody = 8 << 10
-
-// param is a request parameter: where to decode it, and its type for error messages.
-type param struct {
-	dst  any
-	want string
-}
-
-// decodeRequest reads the (size-limited) body and decodes it strictly into params.
-func decodeRequest(w http.ResponseWriter, r *http.Request, params map[string]param) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return &payment.Error{Kind: payment.Invalid, Code: "body_too_large", Param: "body",
-				Message: fmt.Sprintf("the request body must be at most %d bytes", maxBody)}
-		}
-		return &payment.Error{Kind: payment.Invalid, Code: "body_unreadable", Param: "body", Message: "the request body could not be read", Err: err}
-	}
-	return decodeStrict(body, params)
-}
-
-// decodeStrict decodes body, one JSON object, into params: keys must match exactly (encoding/json
-// alone ignores case), be known and appear once; values must have the parameter's type; nothing
-// may follow the object. null leaves a parameter unset.
-func decodeStrict(body []byte, params map[string]param) error {
-	bad := func(msg string) error {
-		return &payment.Error{Kind: payment.Invalid, Code: "body_invalid", Param: "body", Message: msg}
-	}
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return bad("the request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		return bad("the request body is not valid JSON")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return bad("the request body must be a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return bad("the request body is not valid JSON")
-		}
-		key, _ := tok.(string)
-		p, known := params[key]
-		if !known {
-			name := truncate(key, 64)
-			if name == "" {
-				name = `""`
-			}
-			return &payment.Error{Kind: payment.Invalid, Code: "parameter_unknown", Param: name, Message: "unknown parameter: " + name}
-		}
-		if seen[key] {
-			return payment.InvalidParam(key, "%s is given more than once", key)
-		}
-		seen[key] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return bad("the request body is not valid JSON")
-		}
-		if err := json.Unmarshal(raw, p.dst); err != nil {
-			return payment.InvalidParam(key, "%s must be %s", key, p.want)
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return bad("the request body is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return bad("the request body has data after the JSON object")
-	}
-	return nil
-}

@@ -1,15 +1,14 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/hutong-pay/hutong/internal/payment"
+	"github.com/hutong-pay/hutong/internal/reqbody"
 )
 
 // HandlersConfig configures Handlers.
@@ -181,9 +180,9 @@ func (h *Handlers) create(w http.ResponseWriter, r *http.Request, c caller) erro
 		URL    string
 		Events []string
 	}
-	if err := decodeRequest(w, r, map[string]param{
-		"url":    {&in.URL, "a string"},
-		"events": {&in.Events, "an array of strings"},
+	if err := reqbody.Read(w, r, maxBody, map[string]reqbody.Param{
+		"url":    {Dst: &in.URL, Want: "a string"},
+		"events": {Dst: &in.Events, Want: "an array of strings"},
 	}); err != nil {
 		return err
 	}
@@ -270,7 +269,7 @@ func (h *Handlers) delete(w http.ResponseWriter, r *http.Request, c caller) erro
 }
 
 func (h *Handlers) rotate(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := decodeRequest(w, r, nil); err != nil {
+	if err := reqbody.Read(w, r, maxBody, nil); err != nil {
 		return err
 	}
 	now := h.now()
@@ -304,7 +303,7 @@ func (h *Handlers) deliveries(w http.ResponseWriter, r *http.Request, c caller) 
 
 func (h *Handlers) redeliver(w http.ResponseWriter, r *http.Request, c caller) error {
 	var in struct{ Endpoint string }
-	if err := decodeRequest(w, r, map[string]param{"endpoint": {&in.Endpoint, "a string"}}); err != nil {
+	if err := reqbody.Read(w, r, maxBody, map[string]reqbody.Param{"endpoint": {Dst: &in.Endpoint, Want: "a string"}}); err != nil {
 		return err
 	}
 	ev, err := h.event(r, c, r.PathValue("id"))
@@ -381,79 +380,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // maxBody bounds a request body; ours are a URL and a short list.
 const maxBody = 64 << 10
-
-// param is a request parameter: where to decode it, and its type for error messages.
-type param struct {
-	dst  any
-	want string
-}
-
-// decodeRequest reads the (size-limited) body and decodes it strictly into params.
-func decodeRequest(w http.ResponseWriter, r *http.Request, params map[string]param) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return &payment.Error{Kind: payment.Invalid, Code: "body_too_large", Param: "body",
-				Message: fmt.Sprintf("the request body must be at most %d bytes", maxBody)}
-		}
-		return &payment.Error{Kind: payment.Invalid, Code: "body_unreadable", Param: "body", Message: "the request body could not be read", Err: err}
-	}
-	return decodeStrict(body, params)
-}
-
-// decodeStrict decodes body, one JSON object, into params: keys must match exactly (encoding/json
-// alone ignores case), be known and appear once; values must have the parameter's type; nothing
-// may follow the object. An empty body means no parameters; null leaves a parameter unset.
-func decodeStrict(body []byte, params map[string]param) error {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil
-	}
-	bad := func(msg string) error {
-		return &payment.Error{Kind: payment.Invalid, Code: "body_invalid", Param: "body", Message: msg}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		return bad("the request body is not valid JSON")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return bad("the request body must be a JSON object")
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return bad("the request body is not valid JSON")
-		}
-		key, _ := tok.(string)
-		p, known := params[key]
-		if !known {
-			name := truncate(key, 64)
-			if name == "" {
-				name = `""`
-			}
-			return &payment.Error{Kind: payment.Invalid, Code: "parameter_unknown", Param: name,
-				Message: fmt.Sprintf("unknown parameter: %s", name)}
-		}
-		if seen[key] {
-			return payment.InvalidParam(key, "%s is given more than once", key)
-		}
-		seen[key] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return bad("the request body is not valid JSON")
-		}
-		if err := json.Unmarshal(raw, p.dst); err != nil {
-			return payment.InvalidParam(key, "%s must be %s", key, p.want)
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return bad("the request body is not valid JSON")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return bad("the request body has data after the JSON object")
-	}
-	return nil
-}

@@ -402,39 +402,6 @@ func TestEndpointCreatedThroughTheAPIReceivesSignedDeliveries(t *testing.T) {
 	}
 }
 
-func FuzzDecodeStrict(f *testing.F) {
-	for _, s := range []string{``, `{}`, `{"url":"https://x","events":["payment.succeeded"]}`, `{"url":1}`, `{"url":null}`,
-		`{"url":"a","url":"b"}`, `{"URL":"a"}`, `{} x`, `[`, `{"events":[1,2]}`, "{\"url\":\"\\ud800\"}"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		var in struct {
-			URL    string
-			Events []string
-		}
-		err := decodeStrict(body, map[string]param{"url": {&in.URL, "a string"}, "events": {&in.Events, "an array of strings"}})
-		if err != nil {
-			var pe *payment.Error
-			if !errors.As(err, &pe) || pe.Kind != payment.Invalid || pe.Param == "" {
-				t.Fatalf("error %v is not a 400 naming a parameter", err)
-			}
-			return
-		}
-		// Accepted bodies are empty or one JSON object with only known keys.
-		if trimmed := strings.TrimSpace(string(body)); trimmed != "" {
-			var m map[string]json.RawMessage
-			if err := json.Unmarshal(body, &m); err != nil {
-				t.Fatalf("accepted %q, which is not a JSON object: %v", body, err)
-			}
-			for k := range m {
-				if k != "url" && k != "events" {
-					t.Fatalf("accepted unknown key %q", k)
-				}
-			}
-		}
-	})
-}
-
 // A key sees and changes only the endpoints and events of its own mode.
 func TestHandlersSeparateModes(t *testing.T) {
 	a := newAPI(t)
