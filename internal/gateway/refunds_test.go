@@ -88,3 +88,26 @@ func TestRetriedRefundRequestResumesTheFirst(t *testing.T) {
 		t.Fatalf("a new refund beyond the amount: %v, want invalid", err)
 	}
 }
+
+// News of a refund arriving before its payment's own news (lost, or still being retried) makes
+// the gateway ask the wallet about the payment: a refunded payment was paid.
+func TestRefundNewsBeforePaymentNewsAsksTheWallet(t *testing.T) {
+	e := newEnv(t, gateway.Config{})
+	p, err := e.svc.CreatePayment(ctx, e.merch, gateway.CreatePaymentParams{Amount: 300, Description: "tea", Provider: payment.WeChatPay, Channel: payment.ChannelQR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.wallet.Pay(p.ProviderRef.OutTradeNo); err != nil { // its notification is lost
+		t.Fatal(err)
+	}
+	_, err = e.svc.ApplyWalletRefund(ctx, payment.WeChatPay, gateway.WalletRefund{
+		OutTradeNo: p.ProviderRef.OutTradeNo, OutRefundNo: "made-at-the-merchant-portal", State: gateway.RefundSuccess, Amount: 100,
+	})
+	if !payment.IsNotFound(err) {
+		t.Fatalf("refund we did not make: %v, want not found (recorded for operators)", err)
+	}
+	got, err := e.svc.Payment(ctx, e.merch, p.ID)
+	if err != nil || got.Status != payment.StatusSucceeded {
+		t.Fatalf("payment after its refund's news: %s %v, want succeeded", got.Status, err)
+	}
+}
