@@ -17,6 +17,7 @@ import (
 
 	"github.com/hutong-pay/hutong/internal/apikey"
 	"github.com/hutong-pay/hutong/internal/app"
+	"github.com/hutong-pay/hutong/internal/app/apptest"
 	"github.com/hutong-pay/hutong/internal/config"
 	"github.com/hutong-pay/hutong/internal/fakewallet"
 	"github.com/hutong-pay/hutong/internal/gateway"
@@ -128,22 +129,7 @@ func BenchmarkCreatePaymentThroughWallet(b *testing.B) {
 }
 
 func benchThroughWallet(b *testing.B, provider string) {
-	gln, _ := net.Listen("tcp", "127.0.0.1:0")
-	sln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.DemoInfo, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.RunDemo(ctx, app.DemoOptions{Listen: gln, SandboxListen: sln, DataDir: b.TempDir(), TimeScale: 0.001,
-			Logger: slog.New(slog.DiscardHandler), Ready: func(i app.DemoInfo) { ready <- i }})
-	}()
-	var info app.DemoInfo
-	select {
-	case info = <-ready:
-	case err := <-done:
-		b.Fatal(err)
-	}
-	defer func() { cancel(); <-done }()
+	info := apptest.StartDemo(b, nil)
 	body := []byte(`{"amount":1234,"description":"Longjing tea","reference":"order-1","provider":"` + provider + `","channel":"qr"}`)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()

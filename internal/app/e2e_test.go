@@ -2,18 +2,16 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hutong-pay/hutong/internal/app"
+	"github.com/hutong-pay/hutong/internal/app/apptest"
 )
 
 // demo is a running `hutong demo`, in-process on ephemeral loopback ports.
@@ -24,38 +22,7 @@ type demo struct {
 
 func startDemo(t *testing.T) *demo {
 	t.Helper()
-	gln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.DemoInfo, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.RunDemo(ctx, app.DemoOptions{
-			Listen: gln, SandboxListen: sln, DataDir: t.TempDir(), TimeScale: 0.001,
-			Logger: slog.New(slog.DiscardHandler), Ready: func(i app.DemoInfo) { ready <- i },
-		})
-	}()
-	var info app.DemoInfo
-	select {
-	case info = <-ready:
-	case err := <-done:
-		t.Fatalf("demo did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("demo did not start within 60s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo stopped with %v", err)
-		}
-	})
-	return &demo{t: t, info: info}
+	return &demo{t: t, info: apptest.StartDemo(t, nil)}
 }
 
 // call sends a request with the demo merchant's key and decodes the JSON answer into out.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp/device"
 
 	"github.com/hutong-pay/hutong/internal/app"
+	"github.com/hutong-pay/hutong/internal/app/apptest"
 )
 
 // Devices the buyer holds. The wallets' in-app browsers are told apart by their User-Agent
@@ -113,38 +113,7 @@ func start(t *testing.T) *stack {
 
 func startDemo(t *testing.T, logs io.Writer) app.DemoInfo {
 	t.Helper()
-	gln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan app.DemoInfo, 1), make(chan error, 1)
-	go func() {
-		done <- app.RunDemo(ctx, app.DemoOptions{
-			Listen: gln, SandboxListen: sln, DataDir: t.TempDir(), TimeScale: 0.001,
-			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-			Ready:  func(i app.DemoInfo) { ready <- i },
-		})
-	}()
-	var info app.DemoInfo
-	select {
-	case info = <-ready:
-	case err := <-done:
-		t.Fatalf("demo did not start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("demo did not start within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo stopped with %v", err)
-		}
-	})
-	return info
+	return apptest.StartDemo(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 }
 
 // tab is one browser tab on one device, with its own cookies (a separate browser context), so
