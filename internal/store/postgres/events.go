@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,30 +51,5 @@ func (s *Store) ListEvents(ctx context.Context, merchantID string, f gateway.Eve
 	if f.Type != "" {
 		q += ` AND type = ` + arg(string(f.Type))
 	}
-	if f.StartingAfter != "" {
-		var created time.Time
-		err := s.pool.QueryRow(ctx, `SELECT created_at FROM events WHERE id = $1 AND merchant_id = $2`, f.StartingAfter, merchantID).Scan(&created)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, wrap("list events", payment.ErrNotFound("event", f.StartingAfter))
-		}
-		if err != nil {
-			return nil, wrap("list events", err)
-		}
-		q += ` AND (created_at, id) < (` + arg(created) + `, ` + arg(f.StartingAfter) + `)`
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(pageLimit(f.Limit))
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, wrap("list events", err)
-	}
-	defer rows.Close()
-	list := []*payment.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, wrap("list events", err)
-		}
-		list = append(list, e)
-	}
-	return list, wrap("list events", rows.Err())
+	return listPage(ctx, s, "events", "event", q, args, merchantID, f.StartingAfter, f.Limit, scanEvent)
 }

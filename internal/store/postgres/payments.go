@@ -159,32 +159,7 @@ func (s *Store) ListPayments(ctx context.Context, merchantID string, f gateway.P
 	if f.Status != "" {
 		q += ` AND status = ` + arg(string(f.Status))
 	}
-	if f.StartingAfter != "" {
-		var created time.Time
-		err := s.pool.QueryRow(ctx, `SELECT created_at FROM payments WHERE id = $1 AND merchant_id = $2`, f.StartingAfter, merchantID).Scan(&created)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, wrap("list payments", payment.ErrNotFound("payment", f.StartingAfter))
-		}
-		if err != nil {
-			return nil, wrap("list payments", err)
-		}
-		q += ` AND (created_at, id) < (` + arg(created) + `, ` + arg(f.StartingAfter) + `)`
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(pageLimit(f.Limit))
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, wrap("list payments", err)
-	}
-	defer rows.Close()
-	list := []*payment.Payment{}
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, wrap("list payments", err)
-		}
-		list = append(list, p)
-	}
-	return list, wrap("list payments", rows.Err())
+	return listPage(ctx, s, "payments", "payment", q, args, merchantID, f.StartingAfter, f.Limit, scanPayment)
 }
 
 // lockPayment reads payment id and locks its row until tx ends.
@@ -257,4 +232,42 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment
 		return nil, err
 	}
 	return out, nil
+}
+
+// listPage runs q, a query of table filtered by its caller with args ($1…), as one page newest
+// first (by created_at, then id): after the row startingAfter, which must be merchantID's, and at
+// most limit rows (pageLimit). scan reads one row.
+func listPage[T any](ctx context.Context, s *Store, table, what, q string, args []any, merchantID, startingAfter string, limit int,
+	scan func(pgx.Row) (T, error)) ([]T, error) {
+	op := "list " + table
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if startingAfter != "" {
+		var created time.Time
+		err := s.pool.QueryRow(ctx, `SELECT created_at FROM `+table+` WHERE id = $1 AND merchant_id = $2`, startingAfter, merchantID).Scan(&created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, wrap(op, payment.ErrNotFound(what, startingAfter))
+		}
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		q += ` AND (created_at, id) < (` + arg(created) + `, ` + arg(startingAfter) + `)`
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(pageLimit(limit))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		list = append(list, v)
+	}
+	return list, wrap(op, rows.Err())
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 
 	"github.com/hutong-pay/hutong/internal/gateway"
 	"github.com/hutong-pay/hutong/internal/payment"
@@ -52,40 +51,5 @@ func (s *Store) ListEvents(ctx context.Context, merchantID string, f gateway.Eve
 		q += ` AND type = ?`
 		args = append(args, string(f.Type))
 	}
-	if f.StartingAfter != "" {
-		st, err := s.read(ctx, `SELECT created_at FROM events WHERE id = ? AND merchant_id = ?`)
-		if err != nil {
-			return nil, wrap("list events", err)
-		}
-		var created int64
-		err = st.QueryRowContext(ctx, f.StartingAfter, merchantID).Scan(&created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, wrap("list events", payment.ErrNotFound("event", f.StartingAfter))
-		}
-		if err != nil {
-			return nil, wrap("list events", err)
-		}
-		q += ` AND (created_at, id) < (?, ?)`
-		args = append(args, created, f.StartingAfter)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, pageLimit(f.Limit))
-	st, err := s.read(ctx, q)
-	if err != nil {
-		return nil, wrap("list events", err)
-	}
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, wrap("list events", err)
-	}
-	defer rows.Close()
-	list := []*payment.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, wrap("list events", err)
-		}
-		list = append(list, e)
-	}
-	return list, wrap("list events", rows.Err())
+	return listPage(ctx, s, "events", "event", q, args, merchantID, f.StartingAfter, f.Limit, scanEvent)
 }

@@ -164,42 +164,7 @@ func (s *Store) ListPayments(ctx context.Context, merchantID string, f gateway.P
 		q += ` AND status = ?`
 		args = append(args, string(f.Status))
 	}
-	if f.StartingAfter != "" {
-		st, err := s.read(ctx, `SELECT created_at FROM payments WHERE id = ? AND merchant_id = ?`)
-		if err != nil {
-			return nil, wrap("list payments", err)
-		}
-		var created int64
-		err = st.QueryRowContext(ctx, f.StartingAfter, merchantID).Scan(&created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, wrap("list payments", payment.ErrNotFound("payment", f.StartingAfter))
-		}
-		if err != nil {
-			return nil, wrap("list payments", err)
-		}
-		q += ` AND (created_at, id) < (?, ?)`
-		args = append(args, created, f.StartingAfter)
-	}
-	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, pageLimit(f.Limit))
-	st, err := s.read(ctx, q)
-	if err != nil {
-		return nil, wrap("list payments", err)
-	}
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, wrap("list payments", err)
-	}
-	defer rows.Close()
-	list := []*payment.Payment{}
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, wrap("list payments", err)
-		}
-		list = append(list, p)
-	}
-	return list, wrap("list payments", rows.Err())
+	return listPage(ctx, s, "payments", "payment", q, args, merchantID, f.StartingAfter, f.Limit, scanPayment)
 }
 
 // lockPayment reads payment id inside the write transaction. The transaction holds SQLite's
@@ -281,4 +246,48 @@ func (s *Store) UpdatePayment(ctx context.Context, id string, fn func(p *payment
 		return nil, err
 	}
 	return out, nil
+}
+
+// listPage runs q, a query of table filtered by its caller, as one page newest first (by
+// created_at, then id): after the row startingAfter, which must be merchantID's, and at most
+// limit rows (pageLimit). scan reads one row.
+func listPage[T any](ctx context.Context, s *Store, table, what, q string, args []any, merchantID, startingAfter string, limit int,
+	scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	op := "list " + table
+	if startingAfter != "" {
+		st, err := s.read(ctx, `SELECT created_at FROM `+table+` WHERE id = ? AND merchant_id = ?`)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		var created int64
+		err = st.QueryRowContext(ctx, startingAfter, merchantID).Scan(&created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, wrap(op, payment.ErrNotFound(what, startingAfter))
+		}
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		q += ` AND (created_at, id) < (?, ?)`
+		args = append(args, created, startingAfter)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, pageLimit(limit))
+	st, err := s.read(ctx, q)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		list = append(list, v)
+	}
+	return list, wrap(op, rows.Err())
 }
