@@ -89,11 +89,15 @@ type wxError struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
+// writeWxError answers an api.weixin.qq.com error the way WeChat does: HTTP 200, an errcode, and
+// a message ending with a request id.
+func writeWxError(w http.ResponseWriter, code int, msg string) {
+	writeSandboxJSON(w, http.StatusOK, wxError{ErrCode: code, ErrMsg: msg + ", rid: " + randomString(hexLower, 8) + "-" + randomString(hexLower, 8)})
+}
+
 // jscode2session exchanges a login code, answering errors with HTTP 200 and an errcode as WeChat does.
 func (s *Sandbox) jscode2session(w http.ResponseWriter, r *http.Request) {
-	fail := func(code int, msg string) {
-		writeSandboxJSON(w, http.StatusOK, wxError{ErrCode: code, ErrMsg: msg + ", rid: " + randomString(hexLower, 8) + "-" + randomString(hexLower, 8)})
-	}
+	fail := func(code int, msg string) { writeWxError(w, code, msg) }
 	if s.faults.API(r.Context()) {
 		fail(-1, "system error")
 		return

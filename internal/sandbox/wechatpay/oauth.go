@@ -131,9 +131,7 @@ type oauthToken struct {
 
 // oauthAccessToken exchanges a web authorization code, answering errors with HTTP 200 and an errcode.
 func (s *Sandbox) oauthAccessToken(w http.ResponseWriter, r *http.Request) {
-	fail := func(code int, msg string) {
-		writeSandboxJSON(w, http.StatusOK, wxError{ErrCode: code, ErrMsg: msg + ", rid: " + randomString(hexLower, 8) + "-" + randomString(hexLower, 8)})
-	}
+	fail := func(code int, msg string) { writeWxError(w, code, msg) }
 	if s.faults.API(r.Context()) {
 		fail(-1, "system error")
 		return
