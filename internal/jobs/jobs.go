@@ -103,31 +103,6 @@ func (s Schedule) pollDelay(age time.Duration) time.Duration {
 	return min(max(age/4, s.MinPoll), s.MaxPoll)
 }
 
-// PaymentJobs are the jobs a new payment needs. One with a wallet gets one job that follows it
-// to its end: it polls the wallet and, at expires_at, closes and cancels it. One without a wallet
-// gets its expiry; the follow-up job comes when the buyer chooses (MethodChosen). One job rather
-// than two matters on SQLite, where each job insert takes the single writer's time.
-func PaymentJobs(p *payment.Payment, now time.Time, s Schedule) []gateway.Job {
-	s = s.withDefaults()
-	if p.Provider != "" {
-		return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: earliest(now.Add(s.FirstPoll), p.ExpiresAt)}}
-	}
-	return []gateway.Job{{Args: ExpirePaymentArgs{PaymentID: p.ID}, ScheduledAt: p.ExpiresAt}}
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-// RefundJobs are the jobs a new refund needs.
-func RefundJobs(r *payment.Refund, now time.Time, s Schedule) []gateway.Job {
-	s = s.withDefaults()
-	return []gateway.Job{{Args: PollRefundArgs{RefundID: r.ID}, ScheduledAt: now.Add(s.FirstRefundPoll)}}
-}
-
 // Planner is the gateway.JobPlanner on River: it names the jobs above and the webhook fan-out.
 type Planner struct {
 	Schedule Schedule
@@ -135,20 +110,30 @@ type Planner struct {
 
 var _ gateway.JobPlanner = Planner{}
 
-// PaymentCreated returns PaymentJobs.
+// PaymentCreated returns the jobs a new payment needs. One with a wallet gets one job that
+// follows it to its end: it polls the wallet and, at expires_at, closes and cancels it. One
+// without a wallet gets its expiry; the follow-up comes when the buyer chooses (MethodChosen).
+// One job rather than two matters on SQLite, where each job insert takes the single writer's time.
 func (pl Planner) PaymentCreated(p *payment.Payment, now time.Time) []gateway.Job {
-	return PaymentJobs(p, now, pl.Schedule)
+	if p.Provider != "" {
+		return pl.MethodChosen(p, now)
+	}
+	return []gateway.Job{{Args: ExpirePaymentArgs{PaymentID: p.ID}, ScheduledAt: p.ExpiresAt}}
 }
 
-// MethodChosen returns the job that follows a payment once a buyer can pay it.
+// MethodChosen returns the job that follows a payment once a buyer can pay it: first asked at
+// FirstPoll, or at its expiry when that comes sooner.
 func (pl Planner) MethodChosen(p *payment.Payment, now time.Time) []gateway.Job {
-	s := pl.Schedule.withDefaults()
-	return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: earliest(now.Add(s.FirstPoll), p.ExpiresAt)}}
+	first := now.Add(pl.Schedule.withDefaults().FirstPoll)
+	if p.ExpiresAt.Before(first) {
+		first = p.ExpiresAt
+	}
+	return []gateway.Job{{Args: PollPaymentArgs{PaymentID: p.ID}, ScheduledAt: first}}
 }
 
-// RefundCreated returns RefundJobs.
+// RefundCreated returns the poll that follows a new refund to its end.
 func (pl Planner) RefundCreated(r *payment.Refund, now time.Time) []gateway.Job {
-	return RefundJobs(r, now, pl.Schedule)
+	return []gateway.Job{{Args: PollRefundArgs{RefundID: r.ID}, ScheduledAt: now.Add(pl.Schedule.withDefaults().FirstRefundPoll)}}
 }
 
 // EventsWritten returns one webhook fan-out per event.
