@@ -250,11 +250,9 @@ func (s *Service) CreatePayment(ctx context.Context, merchantID string, in Creat
 	// The intent is durable before the wallet hears of it: a crash after this point leaves a
 	// pending payment that the expiry job closes, never an order at the wallet we know nothing of.
 	if err := s.store.CreatePayment(ctx, p, s.planPaymentCreated(p, now)); err != nil {
-		prior := s.priorPayment(ctx, merchantID, p, err)
-		if prior == nil {
+		if p, err = s.priorPayment(ctx, merchantID, p, err); err != nil {
 			return nil, fmt.Errorf("create payment: %w", err)
 		}
-		p = prior
 	}
 	if p.Provider == "" || p.Status != payment.StatusPending || p.NextAction != nil {
 		return p, nil
@@ -274,20 +272,20 @@ func outTradeNo(merchantID, kind, idempotencyKey string) string {
 // same request, whose node died before answering. It returns the payment the retry answers with:
 // that earlier payment while it can still be carried on, or p placed under a fresh number when
 // the earlier one is not this request's (a key reused after its 24 hours) or its order failed.
-func (s *Service) priorPayment(ctx context.Context, merchantID string, p *payment.Payment, err error) *payment.Payment {
+func (s *Service) priorPayment(ctx context.Context, merchantID string, p *payment.Payment, err error) (*payment.Payment, error) {
 	if payment.KindOf(err) != payment.Conflict || p.Provider == "" {
-		return nil
+		return nil, err
 	}
 	prior, perr := s.store.PaymentByOutTradeNo(ctx, p.Provider, p.ProviderRef.OutTradeNo)
 	if perr == nil && sameRequest(prior.MerchantID, prior.Amount, prior.CreatedAt, merchantID, p.Amount, p.CreatedAt) &&
 		prior.Status != payment.StatusFailed {
-		return prior
+		return prior, nil
 	}
 	p.ProviderRef.OutTradeNo = payment.NewOutTradeNo()
 	if err := s.store.CreatePayment(ctx, p, s.planPaymentCreated(p, p.CreatedAt)); err != nil {
-		return nil
+		return nil, err
 	}
-	return p
+	return p, nil
 }
 
 // sameRequest reports whether an object found under a derived wallet number was made by the same
