@@ -204,12 +204,6 @@ func (n *Node) connectors(ctx context.Context, cfg config.Config, now func() tim
 // Only identifiers are kept, never bodies or signatures.
 func (n *Node) recorder(provider payment.Provider) func(ctx context.Context, kind, reason string, fields map[string]string) {
 	return func(ctx context.Context, kind, reason string, fields map[string]string) {
-		// The connectors name a rejection differently: Alipay's kind is its class ("forged") and
-		// its reason words; WeChat Pay's kind is the object ("payment", "notification") and its
-		// reason the class ("bad_signature"). Operators get the class as kind either way.
-		if provider == payment.WeChatPay {
-			kind, reason = reason, kind+" notification: "+reason
-		}
 		n.rejected.WithLabelValues(string(provider), kind).Inc()
 		attrs := []any{"provider", provider, "kind", kind, "reason", reason}
 		for k, v := range fields {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,10 +145,11 @@ type recorder struct {
 }
 
 func (r *recorder) fn() Recorder {
-	return func(_ context.Context, kind, reason string, fields map[string]string) {
+	return func(_ context.Context, why, what string, fields map[string]string) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.recs = append(r.recs, record{kind, reason, fields})
+		// record keeps the object ("payment", "refund", "notification") and the Reason constant.
+		r.recs = append(r.recs, record{strings.TrimSuffix(what, " notification"), why, fields})
 	}
 }
 

@@ -27,9 +27,10 @@ type Applier interface {
 	ApplyWalletRefund(ctx context.Context, provider payment.Provider, wr gateway.WalletRefund) (*payment.Refund, error)
 }
 
-// Recorder keeps notifications that were not applied, for operators: kind is "payment", "refund"
-// or "notification" (not yet known), reason one of the Reason constants, fields identifiers such
-// as event_id, out_trade_no, serial. It never receives bodies, keys or signatures.
+// Recorder keeps notifications that were not applied, for operators: kind is why, one of the
+// Reason constants; reason says what was rejected ("payment notification", "refund notification",
+// or "notification" when not yet known); fields are identifiers such as event_id, out_trade_no,
+// serial. It never receives bodies, keys or signatures.
 type Recorder func(ctx context.Context, kind, reason string, fields map[string]string)
 
 // Why a notification was not applied. The HTTP answer each one gets is in NotificationHandler.
@@ -135,7 +136,11 @@ func (h *notificationHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 				delete(fields, k)
 			}
 		}
-		h.rec(ctx, o.kind, o.reason, fields)
+		what := "notification"
+		if o.kind != what {
+			what = o.kind + " notification"
+		}
+		h.rec(ctx, o.reason, what, fields)
 	}
 	switch {
 	case o.status == http.StatusNoContent || o.status == http.StatusOK:
