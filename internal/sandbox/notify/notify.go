@@ -216,6 +216,14 @@ func (s *Sender) dispatchDue(ctx context.Context) (time.Duration, error) {
 		if busy {
 			continue
 		}
+		// The batch was read before attempts that ended meanwhile recorded their outcome: only
+		// a row still as read is due, or a retry would go early and its count would be lost.
+		if !s.stillDue(ctx, d, now) {
+			s.mu.Lock()
+			delete(s.inFlight, d.id)
+			s.mu.Unlock()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -236,6 +244,14 @@ func (s *Sender) dispatchDue(ctx context.Context) (time.Duration, error) {
 	}
 	wait := time.Duration(nextAt.Int64 - s.now().UnixNano())
 	return max(wait, 5*time.Millisecond), nil
+}
+
+// stillDue reports whether d is unchanged since it was read and due at now.
+func (s *Sender) stillDue(ctx context.Context, d due, now int64) bool {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM sandbox_notifications WHERE id = ? AND attempts = ? AND held = ?
+		AND next_at <= ? AND delivered_at IS NULL AND gave_up = 0`, d.id, d.attempts, d.held, now).Scan(&one)
+	return err == nil
 }
 
 // attempt makes one delivery attempt of d and records its outcome.
